@@ -1,0 +1,277 @@
+"""The input pipeline: one preprocessing for training, evaluation and explanation, on tf.data.
+
+Every image goes through the same two steps:
+
+1. `load_image`: decode (PNG 8/16-bit, gray/RGB/RGBA, or JPEG) to one gray channel
+   on the 0..255 scale, resized (bilinear) to the model's size;
+2. `standardize`: subtract a mean and divide by a standard deviation, then repeat
+   the gray channel three times for the ImageNet-shaped DenseNet input. Training
+   images use their own mean and std ("samplewise"); validation and test images
+   use the mean and std of a sample of *training* images ("featurewise"), because
+   at prediction time there is one image, not a batch of test images to learn from.
+
+`get_train_generator` / `get_test_and_valid_generator` keep the course's calls
+and return `ImageBatches`: a `tf.data.Dataset` that `model.fit` and
+`model.predict` take directly, with `len()`, `[i]` and `.labels` as the
+notebook uses them.
+"""
+
+import math
+import os
+import warnings
+from pathlib import PurePath
+
+import numpy as np
+import tensorflow as tf
+
+# ImageBatches shuffles itself; Keras' fit(shuffle=True) default warns that it cannot.
+warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored")
+
+EPSILON = 1e-6  # added to the std, as Keras' ImageDataGenerator did
+AUTOTUNE = tf.data.AUTOTUNE
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type and its CRC end every PNG
+JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
+TAIL_BYTES = 1024  # how far from the end of a file we look for its end marker
+
+
+class ImageFileError(ValueError):
+    """Image files listed in a table that are missing, empty or not whole PNG/JPEG files."""
+
+
+# ----------------------------------------------------------------------------
+# Checks on the table and the files, before anything is decoded.
+
+def check_table(df, x_col, y_cols):
+    """Clear errors for what would otherwise fail late or silently: columns, labels, names."""
+    missing = [c for c in [x_col, *y_cols] if c not in df.columns]
+    if missing:
+        raise ValueError(f"column(s) {missing} not in the table; it has {list(df.columns)}")
+    for column in y_cols:
+        values = df[column]
+        bad = ~values.isin([0, 1])
+        if bad.any():
+            row = bad.to_numpy().argmax()
+            raise ValueError(f"label column {column!r}, row {row} ({df[x_col].iloc[row]}): "
+                             f"value {values.iloc[row]!r} is not 0 or 1")
+    names = df[x_col]
+    if names.isna().any():
+        raise ValueError(f"column {x_col!r}, row {int(names.isna().to_numpy().argmax())}: no file name")
+    repeated = names[names.duplicated()]
+    if len(repeated):
+        raise ValueError(f"column {x_col!r}: {len(repeated)} image(s) listed twice, "
+                         f"e.g. {repeated.iloc[0]!r}")
+    for row, name in enumerate(names):
+        path = PurePath(str(name))
+        if path.is_absolute() or ".." in path.parts or os.path.isabs(str(name)):
+            raise ValueError(f"column {x_col!r}, row {row}: {name!r} must be a name inside the "
+                             "image directory (no absolute path, no '..')")
+
+
+def sniff(path):
+    """'png8', 'png16' or 'jpeg' from the file's first and last bytes, or why it cannot be used.
+
+    Checking the end marker catches empty, truncated and non-image files for the
+    price of two small reads, instead of a whole extra decoding pass.
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(26)
+            f.seek(max(0, size - TAIL_BYTES))
+            tail = f.read()
+    except FileNotFoundError:
+        return None, "missing"
+    except OSError as e:
+        return None, f"unreadable: {e.strerror}"
+    if size == 0:
+        return None, "empty"
+    if head.startswith(PNG_SIGNATURE):
+        if PNG_END not in tail:
+            return None, "truncated PNG (no IEND chunk at the end)"
+        return ("png16" if head[24] == 16 else "png8"), None
+    if head.startswith(JPEG_START):
+        if JPEG_END not in tail:
+            return None, "truncated JPEG (no end-of-image marker)"
+        return "jpeg", None
+    return None, "not a PNG or JPEG file"
+
+
+def check_files(paths):
+    """The kinds of the files (see `sniff`); raises ImageFileError naming the files at fault."""
+    kinds, problems = [], []
+    for path in paths:
+        kind, problem = sniff(path)
+        kinds.append(kind)
+        if problem:
+            problems.append(f"{path} ({problem})")
+    if problems:
+        raise ImageFileError(f"{len(problems)} of {len(paths)} image file(s) cannot be used: "
+                             + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""))
+    return kinds
+
+
+# ----------------------------------------------------------------------------
+# The one preprocessing.
+
+def decoder_for(kinds):
+    """One decoder for a whole table: a per-image choice (tf.cond) halves the throughput."""
+    kinds = set(kinds)
+    if kinds <= {"png8"}:
+        return lambda data: tf.io.decode_png(data, channels=1)
+    if kinds <= {"png8", "png16"}:
+        return lambda data: tf.io.decode_png(data, channels=1, dtype=tf.uint16)
+    if kinds == {"jpeg"}:
+        return lambda data: tf.io.decode_jpeg(data, channels=1)
+    return lambda data: tf.io.decode_image(data, channels=1, dtype=tf.uint16, expand_animations=False)
+
+
+def load_image(path, size=(320, 320), decode=None):
+    """One file -> float32 (height, width, 1) on the 0..255 scale, whatever its bit depth."""
+    decode = decode or decoder_for(["png8", "png16", "jpeg"])
+    image = decode(tf.io.read_file(path))
+    scale = 255.0 / image.dtype.max  # 1 for 8-bit, 1/257 for 16-bit
+    # Bilinear without antialiasing: antialiasing costs half again the PNG decode (bench/).
+    return tf.image.resize(tf.cast(image, tf.float32) * scale, size)
+
+
+def standardize(images, mean=None, std=None):
+    """(batch, h, w, 1) gray -> (batch, h, w, 3) standardized model input.
+
+    Without `mean`/`std`, each image is standardized by its own (samplewise).
+    """
+    if mean is None:
+        mean, variance = tf.nn.moments(images, axes=[1, 2, 3], keepdims=True)
+        std = tf.sqrt(variance)
+    images = (images - mean) / (std + EPSILON)
+    return tf.repeat(images, 3, axis=-1)
+
+
+def _loaded(items, size, decode):
+    """Dataset of `(path, y)` -> dataset of `(image, y)`, in order, decoding on all cores.
+
+    A file that passes `check_files` but still fails to decode stops the pass
+    with its name: each file is loaded in a one-element dataset whose error is
+    swallowed and replaced by a flag, which an assertion then reports with the path.
+    """
+    def load_or_flag(path, y):
+        loaded = tf.data.Dataset.from_tensors(path).map(
+            lambda p: (load_image(p, size, decode), True)).ignore_errors()
+        failed = tf.data.Dataset.from_tensors((tf.zeros([*size, 1]), False))
+        return loaded.concatenate(failed).take(1).map(lambda image, ok: (image, ok, path, y))
+
+    def report(image, ok, path, y):
+        check = tf.debugging.Assert(ok, ["Cannot decode image file", path])
+        with tf.control_dependencies([check]):
+            return tf.identity(image), y
+
+    n = items.cardinality()
+    return (items.interleave(load_or_flag, cycle_length=os.cpu_count() or 2,
+                             num_parallel_calls=AUTOTUNE, deterministic=True)
+            .map(report)
+            # interleave hides the length; Keras wants it to end epochs without a warning.
+            .apply(tf.data.experimental.assert_cardinality(n)))
+
+
+def image_stats(paths, size=(320, 320), decode=None, batch_size=32):
+    """Mean and std over all pixels of the given images (for featurewise standardization)."""
+    total = total_sq = count = 0.0
+    items = tf.data.Dataset.from_tensor_slices((paths, np.zeros(len(paths))))
+    for batch, _ in _loaded(items, size, decode or decoder_for(check_files(paths))).batch(batch_size):
+        x = batch.numpy().astype(np.float64)
+        total, total_sq, count = total + x.sum(), total_sq + (x ** 2).sum(), count + x.size
+    mean = total / count
+    return float(mean), float(math.sqrt(max(total_sq / count - mean ** 2, 0.0)))
+
+
+# ----------------------------------------------------------------------------
+# Batches over a table.
+
+class ImageBatches(tf.data.Dataset):
+    """Batches `(x, y)` over a table of images, in a tf.data pipeline.
+
+    A `tf.data.Dataset`, so `model.fit` / `model.predict` use it as is (predictions
+    come in row order unless `shuffle`). Also, as the course's generators had:
+    `len(b)` batches, `b[i]` -> numpy `(x, y)` of batch i, `b.labels` (N x classes),
+    `b.filenames`.
+    """
+
+    def __init__(self, df, image_dir, x_col, y_cols, batch_size=8, size=(320, 320),
+                 shuffle=False, seed=1, mean=None, std=None, horizontal_flip=False,
+                 cache=None, shuffle_buffer=4096):
+        check_table(df, x_col, y_cols)
+        self.filenames = df[x_col].astype(str).tolist()
+        self.paths = [os.path.join(image_dir, name) for name in self.filenames]
+        self.labels = df[list(y_cols)].to_numpy()
+        self.batch_size, self.size = batch_size, tuple(size)
+        self.mean, self.std = mean, std
+        self._decode = decoder_for(check_files(self.paths))
+        # `b[i]` shows batch i of one fixed order: the table's, or one shuffle of it.
+        n = len(self.paths)
+        self._order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+        self._dataset = self._pipeline(shuffle, seed, horizontal_flip, cache, shuffle_buffer)
+        super().__init__(self._dataset._variant_tensor)
+
+    def _pipeline(self, shuffle, seed, horizontal_flip, cache, shuffle_buffer):
+        n = len(self.paths)
+        items = tf.data.Dataset.from_tensor_slices((self.paths, self.labels.astype(np.float32)))
+        if shuffle and not cache:
+            # Without a cache, shuffle names, not decoded images: a full shuffle for little memory.
+            items = items.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        ds = _loaded(items, self.size, self._decode)
+        if cache:
+            ds = ds.cache("" if cache == "memory" else str(cache))
+            if shuffle:
+                # The cache replays one order; reshuffle it each epoch through a buffer.
+                ds = ds.shuffle(min(n, shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
+        if horizontal_flip:
+            coins = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+            ds = tf.data.Dataset.zip(ds, coins).map(lambda xy, coin: (
+                tf.image.stateless_random_flip_left_right(xy[0], tf.stack([coin, 0])), xy[1]))
+        return (ds.batch(self.batch_size)
+                .map(lambda x, y: (standardize(x, self.mean, self.std), y), num_parallel_calls=AUTOTUNE)
+                .prefetch(AUTOTUNE))
+
+    def _inputs(self):
+        return [self._dataset]
+
+    @property
+    def element_spec(self):
+        return self._dataset.element_spec
+
+    def __len__(self):
+        return math.ceil(len(self.paths) / self.batch_size)
+
+    def __getitem__(self, i):
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"batch {i} out of range: there are {len(self)} batches")
+        i %= len(self)
+        rows = self._order[i * self.batch_size:(i + 1) * self.batch_size]
+        images = tf.stack([load_image(self.paths[r], self.size, self._decode) for r in rows])
+        return standardize(images, self.mean, self.std).numpy(), self.labels[rows].astype(np.float32)
+
+
+# ----------------------------------------------------------------------------
+# The course's two functions, with the seed's signatures.
+
+def get_train_generator(df, image_dir, x_col, y_cols, shuffle=True, batch_size=8, seed=1,
+                        target_w=320, target_h=320, horizontal_flip=False, cache=None):
+    """Training batches, each image standardized by its own mean and std."""
+    return ImageBatches(df, image_dir, x_col, y_cols, batch_size=batch_size,
+                        size=(target_h, target_w), shuffle=shuffle, seed=seed,
+                        horizontal_flip=horizontal_flip, cache=cache)
+
+
+def get_test_and_valid_generator(valid_df, test_df, train_df, image_dir, x_col, y_cols,
+                                 sample_size=100, batch_size=8, seed=1, target_w=320,
+                                 target_h=320, cache=None):
+    """(valid, test) batches in file order, standardized with the mean and std of a
+    random sample of `sample_size` training images."""
+    size = (target_h, target_w)
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(train_df), size=min(sample_size, len(train_df)), replace=False)
+    sample = [os.path.join(image_dir, str(name)) for name in train_df[x_col].iloc[np.sort(rows)]]
+    mean, std = image_stats(sample, size)
+    make = lambda df: ImageBatches(df, image_dir, x_col, y_cols, batch_size=batch_size, size=size,
+                                   mean=mean, std=std, cache=cache)
+    return make(valid_df), make(test_df)

@@ -1,0 +1,78 @@
+"""NIH metadata tables -> the course frame (Image, the 14 labels, PatientId), and the box list."""
+
+import numpy as np
+import pandas as pd
+
+from .labels import ALIASES, LABELS, NO_FINDING
+
+IMAGE, FINDINGS, PATIENT, VIEW = "Image Index", "Finding Labels", "Patient ID", "View Position"
+BOX_COLUMNS = ["Image Index", "Finding Label", "Bbox [x", "y", "w", "h]"]
+
+
+def _require_columns(df, columns, path):
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
+
+
+def read_nih_metadata(path, views=None):
+    """Read a `Data_Entry_2017` style table (plain or .gz) into the course frame.
+
+    Returns a DataFrame with columns `Image`, the 14 labels (0/1, LABELS order)
+    and `PatientId`, one row per image, in the order of the file. `views`
+    (e.g. ["PA"]) keeps only those values of `View Position`. A finding that
+    is not one of the 14 labels, an empty cell or a repeated image is an error
+    that names the row; nothing is dropped silently.
+    """
+    table = pd.read_csv(path, dtype={IMAGE: str, FINDINGS: str})
+    _require_columns(table, [IMAGE, FINDINGS, PATIENT] + ([VIEW] if views else []), path)
+    if views:
+        unknown = sorted(set(views) - set(table[VIEW].dropna().unique()))
+        if unknown:
+            raise ValueError(f"{path}: no image has view {unknown} in column {VIEW!r}")
+        table = table[table[VIEW].isin(views)]
+
+    for column in (IMAGE, FINDINGS, PATIENT):
+        empty = table[column].isna()
+        if empty.any():
+            row = table.index[empty][0] + 2  # +1 for the header, +1 for 1-based lines
+            raise ValueError(f"{path}: line {row}: empty {column!r} ({int(empty.sum())} such rows)")
+    duplicated = table[IMAGE].duplicated()
+    if duplicated.any():
+        name = table.loc[duplicated, IMAGE].iloc[0]
+        raise ValueError(f"{path}: image {name} appears more than once in {IMAGE!r}")
+
+    index = {label: j for j, label in enumerate(LABELS)}
+    y = np.zeros((len(table), len(LABELS)), dtype=np.int64)
+    for i, (line, findings) in enumerate(zip(table.index, table[FINDINGS])):
+        for finding in findings.split("|"):
+            finding = ALIASES.get(finding.strip(), finding.strip())
+            if finding == NO_FINDING:
+                continue
+            if finding not in index:
+                raise ValueError(f"{path}: line {line + 2}: unknown finding {finding!r} "
+                                 f"(expected one of the 14 labels or {NO_FINDING!r})")
+            y[i, index[finding]] = 1
+
+    frame = pd.DataFrame(y, columns=LABELS)
+    frame.insert(0, "Image", table[IMAGE].to_numpy())
+    frame["PatientId"] = table[PATIENT].to_numpy()
+    return frame
+
+
+def read_bboxes(path):
+    """Read the NIH bounding-box list: columns Image, Label, x, y, w, h (pixels of the original image)."""
+    table = pd.read_csv(path)
+    _require_columns(table, BOX_COLUMNS, path)
+    boxes = table[BOX_COLUMNS].copy()
+    boxes.columns = ["Image", "Label", "x", "y", "w", "h"]
+    boxes["Label"] = boxes["Label"].replace(ALIASES)
+    unknown = ~boxes["Label"].isin(LABELS)
+    if unknown.any():
+        line = boxes.index[unknown][0] + 2
+        raise ValueError(f"{path}: line {line}: unknown label {boxes['Label'][unknown].iloc[0]!r}")
+    coords = boxes[["x", "y", "w", "h"]]
+    bad = coords.isna().any(axis=1) | (coords[["w", "h"]] <= 0).any(axis=1)
+    if bad.any():
+        raise ValueError(f"{path}: line {boxes.index[bad][0] + 2}: missing or non-positive box size")
+    return boxes

@@ -1,0 +1,109 @@
+"""Patient-level splits: no patient in two splits, per-label prevalence over images as in the whole.
+
+Patients carry different numbers of images, so stratifying patients by their
+OR-ed labels does not balance prevalence over images. We run the iterative
+stratification of Sechidis et al. (2011) on patients, each weighted by how many
+of its images carry each label (and by its image count for the split sizes).
+"""
+
+import numpy as np
+import pandas as pd
+
+from .labels import LABELS
+
+
+def check_for_leakage(df1, df2, patient_col):
+    """True if any patient appears in both frames (graded exercise 1)."""
+    return len(set(df1[patient_col]) & set(df2[patient_col])) > 0
+
+
+def _patient_counts(df, patient_col, labels):
+    """Per patient: number of images, and number of images carrying each label."""
+    grouped = df.groupby(patient_col, sort=True)
+    counts = grouped[labels].sum().to_numpy(dtype=np.int64)
+    sizes = grouped.size().to_numpy(dtype=np.int64)
+    return grouped.size().index.to_numpy(), sizes, counts
+
+
+def stratified_patient_split(df, fractions, seed=0, patient_col="PatientId", labels=LABELS):
+    """Assign each patient to one split; returns an array of split numbers, one per row of `df`.
+
+    `fractions` are the wanted shares of images per split (they may sum to less
+    than 1: the rest goes to an extra, last split, which callers leave unused).
+    """
+    fractions = np.asarray(fractions, dtype=float)
+    if (fractions < 0).any() or fractions.sum() > 1 + 1e-9:
+        raise ValueError(f"split fractions must be >= 0 and sum to at most 1, got {fractions.tolist()}")
+    if fractions.sum() < 1 - 1e-9:
+        fractions = np.append(fractions, 1 - fractions.sum())
+    rng = np.random.default_rng(seed)
+    patients, sizes, counts = _patient_counts(df, patient_col, list(labels))
+
+    # What each split still wants: images of each label, and images overall.
+    want_label = fractions[:, None] * counts.sum(axis=0)[None, :]
+    want_size = fractions * sizes.sum()
+    assigned = np.full(len(patients), -1)
+    remaining = counts.copy()  # label counts of the patients not yet assigned
+
+    def assign(p, score):
+        # Best split by `score`, ties broken by the overall size still wanted, then at random.
+        keys = np.lexsort((rng.random(len(fractions)), -want_size, -score))
+        j = keys[0]
+        assigned[p] = j
+        want_label[j] -= counts[p]
+        want_size[j] -= sizes[p]
+        remaining[p] = 0
+
+    while True:
+        left = remaining.sum(axis=0)
+        if not left.any():
+            break
+        # The rarest label still to place goes first: it has the least room for error.
+        rarest = np.flatnonzero(left == left[left > 0].min())
+        label = rng.choice(rarest)
+        members = np.flatnonzero(remaining[:, label] > 0)
+        # Big patients first, small ones fill the gaps they leave (ties at random).
+        members = members[np.lexsort((rng.random(len(members)), -counts[members, label]))]
+        for p in members:
+            assign(p, want_label[:, label])
+    # Patients with none of the labels only balance the split sizes.
+    unlabelled = np.flatnonzero(assigned < 0)
+    unlabelled = unlabelled[np.lexsort((rng.random(len(unlabelled)), -sizes[unlabelled]))]
+    for p in unlabelled:
+        assign(p, want_size)
+
+    split_of_patient = pd.Series(assigned, index=patients)
+    return split_of_patient.loc[df[patient_col]].to_numpy()
+
+
+def group_shuffle_split(df, fractions, seed=0, patient_col="PatientId"):
+    """Baseline: shuffle patients and cut by patient fractions (what torchxrayvision does)."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    groups = df[patient_col].to_numpy()
+    first, rest = next(GroupShuffleSplit(1, test_size=1 - fractions[0], random_state=seed)
+                       .split(df, groups=groups))
+    share = fractions[1] / (1 - fractions[0])
+    second, third = next(GroupShuffleSplit(1, test_size=1 - share, random_state=seed)
+                         .split(rest, groups=groups[rest]))
+    out = np.zeros(len(df), dtype=int)
+    out[rest[second]], out[rest[third]] = 1, 2
+    return out
+
+
+def prevalence_table(frames, labels=LABELS):
+    """Images and per-label prevalence of each split, and of all of them together."""
+    rows = {name: frame[labels].mean() for name, frame in frames.items()}
+    rows["all"] = pd.concat(frames.values())[labels].mean()
+    table = pd.DataFrame(rows).T
+    table.insert(0, "images", [len(f) for f in frames.values()] + [sum(len(f) for f in frames.values())])
+    table.insert(1, "patients", [f["PatientId"].nunique() for f in frames.values()]
+                 + [pd.concat(frames.values())["PatientId"].nunique()])
+    return table
+
+
+def max_prevalence_gap(df, split, labels=LABELS, n_splits=3):
+    """Largest |prevalence in a split - prevalence overall|, over labels and splits 0..n_splits-1."""
+    overall = df[labels].to_numpy().mean(axis=0)
+    return max(np.abs(df.loc[split == j, labels].to_numpy().mean(axis=0) - overall).max()
+               for j in range(n_splits))
