@@ -1,5 +1,7 @@
 """NIH metadata tables -> the course frame (Image, the 14 labels, PatientId), and the box list."""
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -76,3 +78,9 @@ def read_bboxes(path):
     if bad.any():
         raise ValueError(f"{path}: line {boxes.index[bad][0] + 2}: missing or non-positive box size")
     return boxes
+
+
+def nih_dir():
+    """Where the NIH data is: $CHESTXRAY_NIH, else ../shared/data/nih beside the checkout."""
+    default = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "nih")
+    return os.path.normpath(os.environ.get("CHESTXRAY_NIH", default))

@@ -107,3 +107,29 @@ def max_prevalence_gap(df, split, labels=LABELS, n_splits=3):
     overall = df[labels].to_numpy().mean(axis=0)
     return max(np.abs(df.loc[split == j, labels].to_numpy().mean(axis=0) - overall).max()
                for j in range(n_splits))
+
+
+SPLIT_NAMES = ("train", "valid", "test")
+
+
+def split_frame(df, fractions=None, sizes=None, seed=0, patient_col="PatientId"):
+    """{'train', 'valid', 'test'} frames of `df`, by patient, stratified; leakage is checked.
+
+    Give `fractions` of the images (summing to at most 1) or `sizes` in images
+    (summing to at most len(df)); what is left over goes in no split.
+    """
+    if (fractions is None) == (sizes is None):
+        raise ValueError("give either fractions or sizes")
+    if sizes is not None:
+        if sum(sizes) > len(df):
+            raise ValueError(f"sizes {list(sizes)} ask for {sum(sizes)} images; the table has {len(df)}")
+        fractions = [s / len(df) for s in sizes]
+    if len(fractions) != len(SPLIT_NAMES):
+        raise ValueError(f"need 3 numbers (train, valid, test), got {list(fractions)}")
+    split = stratified_patient_split(df, fractions, seed, patient_col)
+    frames = {name: df[split == j].reset_index(drop=True) for j, name in enumerate(SPLIT_NAMES)}
+    for a in SPLIT_NAMES:
+        for b in SPLIT_NAMES:
+            if a < b and check_for_leakage(frames[a], frames[b], patient_col):
+                raise RuntimeError(f"patients in both {a} and {b}: the split is wrong, nothing written")
+    return frames

@@ -1,0 +1,114 @@
+"""`python -m chestxray COMMAND`: argument parsing only; the work is in the modules."""
+
+import argparse
+import os
+import sys
+import time
+
+
+def _numbers(text, kind):
+    try:
+        return [kind(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+
+
+def cmd_split(args):
+    from .labels import LABELS
+    from .metadata import read_nih_metadata
+    from .splits import prevalence_table, split_frame
+
+    df = read_nih_metadata(args.metadata, views=args.views.split(",") if args.views else None)
+    if args.images:
+        present = set(os.listdir(args.images))
+        df = df[df["Image"].isin(present)].reset_index(drop=True)
+        print(f"{len(df)} images of {args.metadata} are in {args.images} "
+              f"({len(present) - len(df)} other files there are not in the table or not in --views)")
+        if df.empty:
+            sys.exit(f"error: no image of {args.metadata} is in {args.images}")
+    frames = split_frame(df, fractions=args.fractions, sizes=args.sizes, seed=args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    for name, frame in frames.items():
+        path = os.path.join(args.out, f"{name}.csv")
+        frame[["Image", *LABELS, "PatientId"]].to_csv(path, index=False, lineterminator="\n")
+        print(f"wrote {path}: {len(frame)} images, {frame['PatientId'].nunique()} patients")
+    table = prevalence_table(frames)
+    print("\nprevalence per label (share of images):")
+    print(table.T.to_string(float_format=lambda v: f"{v:.4f}" if v < 1 else f"{v:.0f}"))
+
+
+def cmd_phantoms(args):
+    from .phantoms import make_phantoms
+
+    metadata = make_phantoms(args.out, n=args.n, seed=args.seed, size=args.size)
+    print(f"wrote {args.n} phantoms to {args.out}/images, masks to {args.out}/masks, table {metadata}")
+
+
+def cmd_demo(args):
+    """The main job on what is at hand: NIH images if configured, phantoms otherwise."""
+    from .data import get_test_and_valid_generator, get_train_generator
+    from .labels import LABELS
+    from .metadata import nih_dir, read_nih_metadata
+    from .phantoms import make_phantoms
+    from .splits import split_frame
+
+    source = nih_dir()
+    if os.environ.get("CHESTXRAY_NIH") and os.path.isdir(os.path.join(source, "images")):
+        metadata, image_dir = os.path.join(source, "Data_Entry_2017_v2020.csv.gz"), os.path.join(source, "images")
+        print(f"using the NIH images in {image_dir}")
+    else:
+        print(f"no NIH images configured (CHESTXRAY_NIH): making {args.n} phantoms in {args.out}")
+        metadata = make_phantoms(os.path.join(args.out, "phantoms"), n=args.n, seed=args.seed)
+        image_dir = os.path.join(args.out, "phantoms", "images")
+    df = read_nih_metadata(metadata)
+    df = df[df["Image"].isin(set(os.listdir(image_dir)))].reset_index(drop=True)
+    splits = split_frame(df, fractions=[0.7, 0.1, 0.2], seed=args.seed)
+    print({name: len(frame) for name, frame in splits.items()}, "images in train/valid/test")
+    train = get_train_generator(splits["train"], image_dir, "Image", LABELS, horizontal_flip=True)
+    valid, test = get_test_and_valid_generator(splits["valid"], splits["test"], splits["train"],
+                                               image_dir, "Image", LABELS)
+    start, seen = time.perf_counter(), 0
+    for x, y in train:
+        seen += len(x)
+    print(f"one training epoch of input: {seen} images in {time.perf_counter() - start:.1f} s; "
+          f"batches {tuple(x.shape)} {x.dtype.name}, labels {tuple(y.shape)}")
+    print(f"valid/test standardized with the training sample's mean {valid.mean:.1f} and std {valid.std:.1f}; "
+          f"{len(valid)} and {len(test)} batches")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m chestxray",
+                                     description="Chest X-ray classification on NIH ChestX-ray14: data, splits, phantoms.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("split", help="patient-level, stratified train/valid/test CSVs from NIH metadata")
+    p.add_argument("--metadata", required=True, help="Data_Entry_2017 style CSV (plain or .gz)")
+    p.add_argument("--images", help="keep only the images present in this folder")
+    p.add_argument("--out", required=True, help="folder for train.csv, valid.csv, test.csv")
+    share = p.add_mutually_exclusive_group()
+    share.add_argument("--sizes", type=lambda t: _numbers(t, int), help="images per split, e.g. 875,109,420")
+    share.add_argument("--fractions", type=lambda t: _numbers(t, float), help="share of images, e.g. 0.7,0.1,0.2")
+    p.add_argument("--views", help="keep only these View Position values, e.g. PA or PA,AP")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_split, fractions=None)
+
+    p = sub.add_parser("phantoms", help="synthetic radiographs with lesion masks, NIH-style table and boxes")
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, default=400)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=256, help="image side in pixels")
+    p.set_defaults(run=cmd_phantoms)
+
+    p = sub.add_parser("demo", help="the main job on NIH images if CHESTXRAY_NIH is set, else on phantoms")
+    p.add_argument("--out", default="out/demo")
+    p.add_argument("--n", type=int, default=400, help="phantoms to make when there are no NIH images")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.command == "split" and args.sizes is None and args.fractions is None:
+        args.fractions = [0.7, 0.1, 0.2]
+    args.run(args)
