@@ -70,8 +70,9 @@ def cmd_demo(args):
     start, seen = time.perf_counter(), 0
     for x, y in train:
         seen += len(x)
+    x, y = train[0]
     print(f"one training epoch of input: {seen} images in {time.perf_counter() - start:.1f} s; "
-          f"batches {tuple(x.shape)} {x.dtype.name}, labels {tuple(y.shape)}")
+          f"batches {x.shape} {x.dtype}, labels {y.shape}")
     print(f"valid/test standardized with the training sample's mean {valid.mean:.1f} and std {valid.std:.1f}; "
           f"{len(valid)} and {len(test)} batches")
 

@@ -53,7 +53,7 @@ def check_table(df, x_col, y_cols):
         if bad.any():
             row = bad.to_numpy().argmax()
             raise ValueError(f"label column {column!r}, row {row} ({df[x_col].iloc[row]}): "
-                             f"value {values.iloc[row]!r} is not 0 or 1")
+                             f"value {values.iloc[row]} is not 0 or 1")
     names = df[x_col]
     if names.isna().any():
         raise ValueError(f"column {x_col!r}, row {int(names.isna().to_numpy().argmax())}: no file name")
@@ -123,14 +123,15 @@ def decoder_for(kinds):
         return lambda data: tf.io.decode_png(data, channels=1, dtype=tf.uint16)
     if kinds == {"jpeg"}:
         return lambda data: tf.io.decode_jpeg(data, channels=1)
-    return lambda data: tf.io.decode_image(data, channels=1, dtype=tf.uint16, expand_animations=False)
+    return lambda data: tf.io.decode_image(data, channels=1, dtype=tf.float32, expand_animations=False)
 
 
 def load_image(path, size=(320, 320), decode=None):
     """One file -> float32 (height, width, 1) on the 0..255 scale, whatever its bit depth."""
     decode = decode or decoder_for(["png8", "png16", "jpeg"])
     image = decode(tf.io.read_file(path))
-    scale = 255.0 / image.dtype.max  # 1 for 8-bit, 1/257 for 16-bit
+    # To the 8-bit scale: decode_image gives floats in [0, 1], decode_png integers of 8 or 16 bits.
+    scale = 255.0 if image.dtype.is_floating else 255.0 / image.dtype.max
     # Bilinear without antialiasing: antialiasing costs half again the PNG decode (bench/).
     return tf.image.resize(tf.cast(image, tf.float32) * scale, size)
 

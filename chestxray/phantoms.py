@@ -49,7 +49,7 @@ def render(rng, size, findings):
     image = np.maximum(image, heart_mask * 0.8)
     if "Cardiomegaly" in findings:
         masks["Cardiomegaly"] = heart_mask > 0.5
-    side = rng.integers(2)  # which lung the other lesions go in
+    side = rng.integers(2)  # the lung that gets effusion, mass and nodule
     cy, cx, ry, rx = lungs[side]
     if "Effusion" in findings:  # fluid filling the base of one lung, up to a level line
         level = cy + ry * rng.uniform(0.2, 0.5)
@@ -63,9 +63,11 @@ def render(rng, size, findings):
             lesion = _soft(np.hypot(yy - y0, xx - x0) - radius, edge * 2)
             image += 0.3 * lesion
             masks[label] = lesion > 0.5
-    if "Pneumothorax" in findings:  # air at the top outer edge of a lung: darker, no rib lines
-        rim = _ellipse(yy, xx, cy - ry * 0.2, cx - (rx * 0.5 if side == 0 else -rx * 0.5), ry * 0.6, rx * 0.7)
-        air = lung_masks[side] * _soft(rim, edge * 3) * _soft(yy - cy, edge * 3)
+    if "Pneumothorax" in findings:  # air at the top outer edge of the other lung: dark, no rib lines
+        other = 1 - side
+        cy, cx, ry, rx = lungs[other]
+        rim = _ellipse(yy, xx, cy - ry * 0.2, cx - (rx * 0.5 if other == 0 else -rx * 0.5), ry * 0.6, rx * 0.7)
+        air = lung_masks[other] * _soft(rim, edge * 3) * _soft(yy - cy, edge * 3)
         image = image * (1 - air)
         masks["Pneumothorax"] = air > 0.5
 
