@@ -4,8 +4,8 @@ Every image goes through the same two steps:
 
 1. `load_image`: decode (PNG 8/16-bit, gray/RGB/RGBA, or JPEG) to one gray channel
    on the 0..255 scale, resized (bilinear) to the model's size;
-2. `standardize`: subtract a mean and divide by a standard deviation, then repeat
-   the gray channel three times for the ImageNet-shaped DenseNet input. Training
+2. `standardize`: subtract a mean and divide by a standard deviation; then `to_rgb`
+   repeats the gray channel three times for the ImageNet-shaped DenseNet input. Training
    images use their own mean and std ("samplewise"); validation and test images
    use the mean and std of a sample of *training* images ("featurewise"), because
    at prediction time there is one image, not a batch of test images to learn from.
@@ -132,53 +132,76 @@ def load_image(path, size=(320, 320), decode=None):
     image = decode(tf.io.read_file(path))
     # To the 8-bit scale: decode_image gives floats in [0, 1], decode_png integers of 8 or 16 bits.
     scale = 255.0 if image.dtype.is_floating else 255.0 / image.dtype.max
-    # Bilinear without antialiasing: antialiasing costs half again the PNG decode (bench/).
-    return tf.image.resize(tf.cast(image, tf.float32) * scale, size)
+    # Bilinear without antialiasing (which costs half again the PNG decode: bench/RESULTS.md),
+    # straight from the integers: no float copy of the full-size image.
+    return tf.image.resize(image, size) * scale
 
 
-def standardize(images, mean=None, std=None):
-    """(batch, h, w, 1) gray -> (batch, h, w, 3) standardized model input.
-
-    Without `mean`/`std`, each image is standardized by its own (samplewise).
-    """
+def standardize(image, mean=None, std=None):
+    """Subtract `mean` and divide by `std` (+ EPSILON); without them, the image's own (samplewise)."""
     if mean is None:
-        mean, variance = tf.nn.moments(images, axes=[1, 2, 3], keepdims=True)
-        std = tf.sqrt(variance)
-    images = (images - mean) / (std + EPSILON)
+        mean, std = tf.reduce_mean(image), tf.math.reduce_std(image)
+    return (image - mean) / (std + EPSILON)
+
+
+def to_rgb(images):
+    """Repeat the gray channel three times: DenseNet's ImageNet layout wants (..., 3)."""
     return tf.repeat(images, 3, axis=-1)
 
 
-def _loaded(items, size, decode):
-    """Dataset of `(path, y)` -> dataset of `(image, y)`, in order, decoding on all cores.
+def preprocess(path, size=(320, 320), mean=None, std=None, decode=None):
+    """One file -> the model's input for it, (height, width, 3): what every batch is made of."""
+    return to_rgb(standardize(load_image(path, size, decode), mean, std))
 
-    A file that passes `check_files` but still fails to decode stops the pass
-    with its name: each file is loaded in a one-element dataset whose error is
-    swallowed and replaced by a flag, which an assertion then reports with the path.
+
+def _loaded(paths, labels, prepare, shuffle=False, seed=0):
+    """Dataset of `(prepare(path), y)`, one per row: in table order, or in a new order each epoch.
+
+    Decoding runs on all cores. A file that passes `check_files` but still fails
+    to decode stops the pass with its name: failed rows are dropped by
+    `ignore_errors`, and a running check on the row positions that do arrive
+    (plus one end marker) names the first one missing. The epoch's order is a
+    stateless permutation of positions (`index_shuffle`), so the check can
+    tell which file sat at the missing position.
     """
-    def load_or_flag(path, y):
-        loaded = tf.data.Dataset.from_tensors(path).map(
-            lambda p: (load_image(p, size, decode), True)).ignore_errors()
-        failed = tf.data.Dataset.from_tensors((tf.zeros([*size, 1]), False))
-        return loaded.concatenate(failed).take(1).map(lambda image, ok: (image, ok, path, y))
+    n = len(paths)
+    paths, labels = tf.constant(paths), tf.constant(labels, tf.float32)
 
-    def report(image, ok, path, y):
-        check = tf.debugging.Assert(ok, ["Cannot decode image file", path])
-        with tf.control_dependencies([check]):
-            return tf.identity(image), y
+    def epoch(epoch_seed):
+        def row_at(position):
+            if not shuffle:
+                return position
+            return tf.random.experimental.index_shuffle(position, tf.stack([epoch_seed, seed]), n - 1)
 
-    n = items.cardinality()
-    return (items.interleave(load_or_flag, cycle_length=os.cpu_count() or 2,
-                             num_parallel_calls=AUTOTUNE, deterministic=True)
-            .map(report)
-            # interleave hides the length; Keras wants it to end epochs without a warning.
-            .apply(tf.data.experimental.assert_cardinality(n)))
+        def load(position):
+            row = row_at(position)
+            return position, prepare(tf.gather(paths, row)), tf.gather(labels, row)
+
+        def check(expected, element):
+            missing = tf.gather(paths, row_at(tf.minimum(expected, n - 1)))
+            arrived = tf.debugging.Assert(tf.equal(element[0], expected), ["Cannot decode image file", missing])
+            with tf.control_dependencies([arrived]):
+                return expected + 1, element
+
+        loaded = tf.data.Dataset.range(n).map(load, num_parallel_calls=AUTOTUNE).ignore_errors()
+        end = tf.data.Dataset.from_tensors(tuple(  # position n (and filler), filtered out below
+            tf.fill(spec.shape, tf.cast(n, spec.dtype)) for spec in loaded.element_spec))
+        return (loaded.concatenate(end)
+                .scan(tf.constant(0, tf.int64), check)
+                .filter(lambda position, image, y: position < n)
+                .map(lambda position, image, y: (image, y)))
+
+    epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    # flat_map hides the length; Keras wants it to end epochs without a warning.
+    return epoch_seeds.flat_map(epoch).apply(tf.data.experimental.assert_cardinality(n))
 
 
 def image_stats(paths, size=(320, 320), decode=None, batch_size=32):
     """Mean and std over all pixels of the given images (for featurewise standardization)."""
     total = total_sq = count = 0.0
-    items = tf.data.Dataset.from_tensor_slices((paths, np.zeros(len(paths))))
-    for batch, _ in _loaded(items, size, decode or decoder_for(check_files(paths))).batch(batch_size):
+    decode = decode or decoder_for(check_files(paths))
+    prepare = lambda path: load_image(path, size, decode)
+    for batch, _ in _loaded(paths, np.zeros((len(paths), 1)), prepare).batch(batch_size):
         x = batch.numpy().astype(np.float64)
         total, total_sq, count = total + x.sum(), total_sq + (x ** 2).sum(), count + x.size
     mean = total / count
@@ -214,23 +237,22 @@ class ImageBatches(tf.data.Dataset):
         super().__init__(self._dataset._variant_tensor)
 
     def _pipeline(self, shuffle, seed, horizontal_flip, cache, shuffle_buffer):
-        n = len(self.paths)
-        items = tf.data.Dataset.from_tensor_slices((self.paths, self.labels.astype(np.float32)))
-        if shuffle and not cache:
-            # Without a cache, shuffle names, not decoded images: a full shuffle for little memory.
-            items = items.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        ds = _loaded(items, self.size, self._decode)
+        # With a cache, decoded images come in one order, which the cache replays:
+        # reshuffle them each epoch through a buffer. Without, shuffle rows before decoding.
+        # Standardizing before the cache keeps that work out of later epochs; only the
+        # channel repeat, which would triple the cache, is left for after it.
+        prepare = lambda path: standardize(load_image(path, self.size, self._decode), self.mean, self.std)
+        ds = _loaded(self.paths, self.labels, prepare, shuffle and not cache, seed)
         if cache:
             ds = ds.cache("" if cache == "memory" else str(cache))
             if shuffle:
-                # The cache replays one order; reshuffle it each epoch through a buffer.
-                ds = ds.shuffle(min(n, shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
+                ds = ds.shuffle(min(len(self.paths), shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
         if horizontal_flip:
             coins = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
             ds = tf.data.Dataset.zip(ds, coins).map(lambda xy, coin: (
                 tf.image.stateless_random_flip_left_right(xy[0], tf.stack([coin, 0])), xy[1]))
         return (ds.batch(self.batch_size)
-                .map(lambda x, y: (standardize(x, self.mean, self.std), y), num_parallel_calls=AUTOTUNE)
+                .map(lambda x, y: (to_rgb(x), y), num_parallel_calls=AUTOTUNE)
                 .prefetch(AUTOTUNE))
 
     def _inputs(self):
@@ -248,8 +270,8 @@ class ImageBatches(tf.data.Dataset):
             raise IndexError(f"batch {i} out of range: there are {len(self)} batches")
         i %= len(self)
         rows = self._order[i * self.batch_size:(i + 1) * self.batch_size]
-        images = tf.stack([load_image(self.paths[r], self.size, self._decode) for r in rows])
-        return standardize(images, self.mean, self.std).numpy(), self.labels[rows].astype(np.float32)
+        images = [preprocess(self.paths[r], self.size, self.mean, self.std, self._decode) for r in rows]
+        return tf.stack(images).numpy(), self.labels[rows].astype(np.float32)
 
 
 # ----------------------------------------------------------------------------

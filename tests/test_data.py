@@ -187,15 +187,19 @@ def test_bad_files_are_named_before_any_work(nih, tmp_path):
     assert "good.png" not in message
 
 
-def test_corrupt_file_stops_the_pass_with_its_name(nih, tmp_path):
+@pytest.mark.parametrize("position", [0, 2, 4])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_corrupt_file_stops_the_pass_with_its_name(nih, tmp_path, position, shuffle):
     src = os.path.join(nih, "images", "00000061_012.png")
     data = bytearray(open(src, "rb").read())
     data[3000:3200] = bytes(200)  # damage inside the image data: signature and IEND intact
-    (tmp_path / "broken.png").write_bytes(bytes(data))
-    for name in ("a.png", "b.png", "c.png"):
+    names = ["a.png", "b.png", "c.png", "d.png"]
+    for name in names:
         shutil.copy(src, tmp_path / name)
-    batches = ImageBatches(_frame(["a.png", "b.png", "broken.png", "c.png"]), str(tmp_path), "Image", LABELS,
-                           batch_size=2, size=(32, 32))
+    names.insert(position, "broken.png")
+    (tmp_path / "broken.png").write_bytes(bytes(data))
+    batches = ImageBatches(_frame(names), str(tmp_path), "Image", LABELS, batch_size=2, size=(32, 32),
+                           shuffle=shuffle)
     with pytest.raises(tf.errors.InvalidArgumentError, match="Cannot decode image file.*broken.png"):
         for _ in batches:
             pass
