@@ -28,7 +28,11 @@ import tensorflow as tf
 warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored")
 
 EPSILON = 1e-6  # added to the std, as Keras' ImageDataGenerator did
-AUTOTUNE = tf.data.AUTOTUNE
+# Fixed parallelism, autotuning off: tf.data's autotuning thread made ending an
+# iterator (every epoch) stall for up to a second on 2 cores (bench/RESULTS.md).
+PARALLEL = os.cpu_count() or 2
+OPTIONS = tf.data.Options()
+OPTIONS.autotune.enabled = False
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type and its CRC end every PNG
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
@@ -183,7 +187,7 @@ def _loaded(paths, labels, prepare, shuffle=False, seed=0):
             with tf.control_dependencies([arrived]):
                 return expected + 1, element
 
-        loaded = tf.data.Dataset.range(n).map(load, num_parallel_calls=AUTOTUNE).ignore_errors()
+        loaded = tf.data.Dataset.range(n).map(load, num_parallel_calls=PARALLEL).ignore_errors()
         end = tf.data.Dataset.from_tensors(tuple(  # position n (and filler), filtered out below
             tf.fill(spec.shape, tf.cast(n, spec.dtype)) for spec in loaded.element_spec))
         return (loaded.concatenate(end)
@@ -193,7 +197,7 @@ def _loaded(paths, labels, prepare, shuffle=False, seed=0):
 
     epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
     # flat_map hides the length; Keras wants it to end epochs without a warning.
-    return epoch_seeds.flat_map(epoch).apply(tf.data.experimental.assert_cardinality(n))
+    return epoch_seeds.flat_map(epoch).apply(tf.data.experimental.assert_cardinality(n)).with_options(OPTIONS)
 
 
 def image_stats(paths, size=(320, 320), decode=None, batch_size=32):
@@ -252,8 +256,8 @@ class ImageBatches(tf.data.Dataset):
             ds = tf.data.Dataset.zip(ds, coins).map(lambda xy, coin: (
                 tf.image.stateless_random_flip_left_right(xy[0], tf.stack([coin, 0])), xy[1]))
         return (ds.batch(self.batch_size)
-                .map(lambda x, y: (to_rgb(x), y), num_parallel_calls=AUTOTUNE)
-                .prefetch(AUTOTUNE))
+                .map(lambda x, y: (to_rgb(x), y), num_parallel_calls=PARALLEL)
+                .prefetch(2))
 
     def _inputs(self):
         return [self._dataset]
