@@ -7,9 +7,8 @@ One pass (construction included, up-front checks included) over the 1024 px
 originals (the 100 of them copied under new names to 300 files) and over the
 1,188 dev images at 384 px, at 320x320, batch 8, samplewise standardization,
 as the course's training generator. Then a second epoch with our memory cache.
-The machine is noisy (the second core comes and goes), so the two run in
-alternation for several rounds and the ratio of each round is printed, with
-the CPU time per image, which noise moves much less.
+The two run in alternation for several rounds and the ratio of each round is
+printed, with the CPU time per image, which a noisy machine moves much less.
 """
 
 import argparse
