@@ -6,3 +6,5 @@ so saved models load with `keras.models.load_model` and nothing else.
 """
 
 __version__ = "0.1.0"
+
+from . import losses  # noqa: E402,F401  (registers WeightedBinaryCrossentropy with Keras)

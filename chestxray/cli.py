@@ -77,6 +77,19 @@ def cmd_demo(args):
           f"{len(valid)} and {len(test)} batches")
 
 
+def cmd_train(args):
+    import pandas as pd
+
+    from .train import train
+
+    frames = [pd.read_csv(path) for path in (args.train_csv, args.valid_csv)]
+    train(*frames, args.image_dir, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+          image_size=args.image_size, weights=args.weights, strategy=args.strategy, seed=args.seed,
+          cache=args.cache, lr_patience=args.lr_patience, lr_factor=args.lr_factor,
+          lr_min_delta=args.lr_min_delta, stop_patience=args.stop_patience)
+    print(f"wrote {os.path.join(args.out, 'model.keras')} and {os.path.join(args.out, 'history.csv')}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m chestxray",
                                      description="Chest X-ray classification on NIH ChestX-ray14: data, splits, phantoms.")
@@ -99,6 +112,27 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=256, help="image side in pixels")
     p.set_defaults(run=cmd_phantoms)
+
+    p = sub.add_parser("train", help="train DenseNet121 on split CSVs; run again to resume after a stop")
+    p.add_argument("--train-csv", required=True)
+    p.add_argument("--valid-csv", required=True)
+    p.add_argument("--image-dir", required=True)
+    p.add_argument("--out", required=True, help="folder for the model, checkpoints, history and logs")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=8, help="per device; the global batch is this times the devices")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--image-size", type=int, default=320)
+    p.add_argument("--weights", default=None,
+                   help="base weights: imagenet (downloads, needs internet) or a .h5/.weights.h5 file; default none")
+    p.add_argument("--strategy", choices=["none", "mirrored", "multiworker"], default="none",
+                   help="mirrored: all local GPUs; multiworker: the cluster in TF_CONFIG")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", default=None, help="'memory' or a file path: keep decoded images after epoch 1")
+    p.add_argument("--lr-patience", type=int, default=2, help="epochs without val_loss progress before the lr drops")
+    p.add_argument("--lr-factor", type=float, default=0.1)
+    p.add_argument("--lr-min-delta", type=float, default=1e-4, help="smallest val_loss drop that counts as progress")
+    p.add_argument("--stop-patience", type=int, default=5, help="epochs without progress before stopping")
+    p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("demo", help="the main job on NIH images if CHESTXRAY_NIH is set, else on phantoms")
     p.add_argument("--out", default="out/demo")

@@ -289,16 +289,19 @@ def get_train_generator(df, image_dir, x_col, y_cols, shuffle=True, batch_size=8
                         horizontal_flip=horizontal_flip, cache=cache)
 
 
+def training_sample_stats(train_df, image_dir, x_col, sample_size=100, seed=1, size=(320, 320)):
+    """Mean and std of a seeded random sample of `sample_size` training images."""
+    rows = np.random.default_rng(seed).choice(len(train_df), size=min(sample_size, len(train_df)), replace=False)
+    return image_stats([os.path.join(image_dir, str(name)) for name in train_df[x_col].iloc[np.sort(rows)]], size)
+
+
 def get_test_and_valid_generator(valid_df, test_df, train_df, image_dir, x_col, y_cols,
                                  sample_size=100, batch_size=8, seed=1, target_w=320,
                                  target_h=320, cache=None):
     """(valid, test) batches in file order, standardized with the mean and std of a
     random sample of `sample_size` training images."""
     size = (target_h, target_w)
-    rng = np.random.default_rng(seed)
-    rows = rng.choice(len(train_df), size=min(sample_size, len(train_df)), replace=False)
-    sample = [os.path.join(image_dir, str(name)) for name in train_df[x_col].iloc[np.sort(rows)]]
-    mean, std = image_stats(sample, size)
+    mean, std = training_sample_stats(train_df, image_dir, x_col, sample_size, seed, size)
     make = lambda df: ImageBatches(df, image_dir, x_col, y_cols, batch_size=batch_size, size=size,
                                    mean=mean, std=std, cache=cache)
     return make(valid_df), make(test_df)
