@@ -76,6 +76,12 @@ class Resume(keras.callbacks.Callback):
             if os.path.exists(os.path.join(folder, "state.json")):
                 with open(os.path.join(folder, "state.json")) as f:
                     self.restored = json.load(f)
+                # history.csv keeps exactly the finished epochs; CSVLogger appends the rest
+                # (so this happens before it opens the file).
+                if os.path.exists(self.history_csv):
+                    history = pd.read_csv(self.history_csv)
+                    kept = history[history["epoch"] <= self.restored["epoch"]]
+                    _write_atomic(self.history_csv, kept.to_csv(index=False))
                 return keras.models.load_model(os.path.join(folder, "model.keras")), self.restored
         return None, None
 
@@ -88,11 +94,6 @@ class Resume(keras.callbacks.Callback):
                 setattr(callback, key, value)
             if getattr(callback, "restore_best_weights", False) and os.path.exists(self.best_path):
                 callback.best_weights = keras.models.load_model(self.best_path).get_weights()
-        # history.csv keeps exactly the finished epochs; CSVLogger appends the rest.
-        history = pd.read_csv(self.history_csv) if os.path.exists(self.history_csv) else None
-        if history is not None:
-            kept = history[history["epoch"] <= self.restored["epoch"]]
-            _write_atomic(self.history_csv, kept.to_csv(index=False))
 
     def on_epoch_end(self, epoch, logs=None):
         if not all(math.isfinite(float(v)) for v in (logs or {}).values()):

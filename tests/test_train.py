@@ -1,0 +1,147 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from chestxray.cli import main
+from chestxray.metadata import read_nih_metadata
+from chestxray.splits import split_frame
+from chestxray.train import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_model(n_classes, weights, image_size):
+    """A small CNN for testing the training machinery quickly (no batch norm)."""
+    inputs = keras.Input((image_size, image_size, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(n_classes, activation="sigmoid")(x))
+
+
+@pytest.fixture(scope="module")
+def split_phantoms(phantoms, tmp_path_factory):
+    out, metadata = phantoms
+    frames = split_frame(read_nih_metadata(metadata), fractions=[0.7, 0.15, 0.15], seed=0)
+    folder = tmp_path_factory.mktemp("split")
+    for name, frame in frames.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    return str(out / "images"), folder, frames
+
+
+KILLABLE = """
+import sys, time, keras, pandas as pd
+sys.path.insert(0, {root!r})
+from tests.test_train import tiny_model
+from chestxray.train import train
+slow = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: time.sleep({pause}))
+train(pd.read_csv({split!r} + '/train.csv'), pd.read_csv({split!r} + '/valid.csv'), {images!r}, {out!r},
+      epochs=6, batch_size=8, lr=1e-3, image_size=32, lr_patience=0, lr_factor=0.5, lr_min_delta=1e9,
+      stop_patience=100, callbacks=[slow], model_fn=tiny_model, verbose=0)
+print('finished')
+"""
+
+
+def _history(out):
+    path = os.path.join(out, "history.csv")
+    return pd.read_csv(path) if os.path.exists(path) and os.path.getsize(path) else pd.DataFrame()
+
+
+def test_resumes_after_sigkill(split_phantoms, tmp_path):
+    images, split, frames = split_phantoms
+    out = str(tmp_path / "run")
+
+    def start(pause):
+        script = KILLABLE.format(root=ROOT, pause=pause, split=str(split), images=images, out=out)
+        return subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    run = start(pause=0.3)
+    deadline = time.time() + 300
+    while len(_history(out)) < 2 and time.time() < deadline and run.poll() is None:
+        time.sleep(0.1)
+    assert run.poll() is None, run.communicate()[1][-2000:]
+    time.sleep(0.7)  # into the next epoch
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    with open(os.path.join(out, "resume", "state.json")) as f:
+        done = json.load(f)["epoch"]
+    assert 1 <= done < 5
+
+    run = start(pause=0)
+    stdout, stderr = run.communicate(timeout=600)
+    assert run.returncode == 0 and "finished" in stdout, stderr[-2000:]
+    assert f"resuming after epoch {done}" in stdout
+    history = _history(out)
+    assert list(history["epoch"]) == [0, 1, 2, 3, 4, 5]  # none missing, none repeated
+    # The learning rate halves after every epoch but the first (lr_min_delta is never met):
+    # only if the optimizer's rate and ReduceLROnPlateau's state both survived the kill.
+    assert np.allclose(history["learning_rate"], [1e-3, 1e-3, 5e-4, 2.5e-4, 1.25e-4, 6.25e-5], rtol=1e-5)
+    model = keras.models.load_model(os.path.join(out, "model.keras"))
+    steps = int(np.ceil(len(frames["train"]) / 8))
+    assert int(model.optimizer.iterations) == 6 * steps  # Adam's state carried over too
+    for name in ("best.keras", "loss.png", "preprocessing.json"):
+        assert os.path.exists(os.path.join(out, name))
+
+
+class PoisonAt(keras.callbacks.Callback):
+    """Turns the weights into NaN when an epoch starts, as a diverging run would."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.model.set_weights([np.full_like(w, np.nan) for w in self.model.get_weights()])
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_best(split_phantoms, tmp_path):
+    images, _, frames = split_phantoms
+    out = str(tmp_path / "nan")
+    with pytest.raises(FloatingPointError, match="loss became nan in epoch 2.*best model so far is intact"):
+        train(frames["train"], frames["valid"], images, out, epochs=5, image_size=32, lr=1e-3,
+              stop_patience=100, model_fn=tiny_model, callbacks=[PoisonAt(2)], verbose=0)
+    history = _history(out)
+    assert list(history["epoch"][:2]) == [0, 1] and np.isfinite(history["val_loss"][:2]).all()
+    best = keras.models.load_model(os.path.join(out, "best.keras"))
+    assert all(np.isfinite(w).all() for w in best.get_weights())
+    assert not os.path.exists(os.path.join(out, "model.keras"))
+    with open(os.path.join(out, "resume", "state.json")) as f:
+        assert json.load(f)["epoch"] == 1  # the diverged epoch was not committed
+
+
+def test_train_command_with_densenet(split_phantoms, tmp_path, capsys):
+    images, split, frames = split_phantoms
+    out = tmp_path / "cli"
+    main(["train", "--train-csv", str(split / "train.csv"), "--valid-csv", str(split / "valid.csv"),
+          "--image-dir", images, "--out", str(out), "--epochs", "1", "--image-size", "32"])
+    history = pd.read_csv(out / "history.csv")
+    assert list(history["epoch"]) == [0] and {"loss", "val_loss", "learning_rate"} <= set(history.columns)
+    for name in ("model.keras", "best.keras", "loss.png", "preprocessing.json"):
+        assert (out / name).exists(), name
+    assert any(files for _, _, files in os.walk(out / "logs"))  # TensorBoard wrote events
+    model = keras.models.load_model(out / "model.keras")
+    assert model.name == "chestxray_densenet121" and model.output_shape == (None, 14)
+    preprocessing = json.loads((out / "preprocessing.json").read_text())
+    assert preprocessing["image_size"] == 32 and 0 < preprocessing["mean"] < 255
+    # Run again: nothing left to do, nothing repeated.
+    main(["train", "--train-csv", str(split / "train.csv"), "--valid-csv", str(split / "valid.csv"),
+          "--image-dir", images, "--out", str(out), "--epochs", "1", "--image-size", "32"])
+    assert "nothing to do" in capsys.readouterr().out
+    assert len(pd.read_csv(out / "history.csv")) == 1
+
+
+def test_distributed_matches_one_device():
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "distributed_check.py")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "same loss and weights on 2 replicas" in result.stdout
+    assert "densenet step under MirroredStrategy" in result.stdout
