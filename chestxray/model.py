@@ -20,7 +20,8 @@ def build_model(n_classes=len(LABELS), weights=None, image_size=320):
     inputs = keras.Input((image_size, image_size, 3), name="image")
     base = keras.applications.DenseNet121(include_top=False, weights=weights, input_tensor=inputs)
     features = keras.layers.GlobalAveragePooling2D(name="pool")(base.output)
-    outputs = keras.layers.Dense(n_classes, activation="sigmoid", name="predictions")(features)
+    # float32 head even under mixed precision: in float16 the loss's log(f + 1e-7) would be log(0).
+    outputs = keras.layers.Dense(n_classes, activation="sigmoid", name="predictions", dtype="float32")(features)
     return keras.Model(inputs, outputs, name="chestxray_densenet121")
 
 
