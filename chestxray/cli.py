@@ -82,12 +82,27 @@ def cmd_train(args):
 
     from .train import train
 
-    frames = [pd.read_csv(path) for path in (args.train_csv, args.valid_csv)]
+    if bool(args.train_shards) != bool(args.valid_shards):
+        sys.exit("error: give both --train-shards and --valid-shards")
+    if not args.train_shards and not (args.train_csv and args.valid_csv and args.image_dir):
+        sys.exit("error: give --train-csv, --valid-csv and --image-dir (or --train-shards and --valid-shards)")
+    frames = [None, None] if args.train_shards else [pd.read_csv(p) for p in (args.train_csv, args.valid_csv)]
     train(*frames, args.image_dir, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
           image_size=args.image_size, weights=args.weights, strategy=args.strategy, seed=args.seed,
           cache=args.cache, lr_patience=args.lr_patience, lr_factor=args.lr_factor,
-          lr_min_delta=args.lr_min_delta, stop_patience=args.stop_patience)
+          lr_min_delta=args.lr_min_delta, stop_patience=args.stop_patience,
+          train_shards=args.train_shards, valid_shards=args.valid_shards)
     print(f"wrote {os.path.join(args.out, 'model.keras')} and {os.path.join(args.out, 'history.csv')}")
+
+
+def cmd_shard(args):
+    import pandas as pd
+
+    from .shards import write_shards
+
+    n = write_shards(pd.read_csv(args.csv), args.image_dir, args.out, image_size=args.image_size,
+                     per_shard=args.per_shard)
+    print(f"wrote {n} shard(s) of {args.csv} to {args.out}")
 
 
 def build_parser():
@@ -114,9 +129,11 @@ def build_parser():
     p.set_defaults(run=cmd_phantoms)
 
     p = sub.add_parser("train", help="train DenseNet121 on split CSVs; run again to resume after a stop")
-    p.add_argument("--train-csv", required=True)
-    p.add_argument("--valid-csv", required=True)
-    p.add_argument("--image-dir", required=True)
+    p.add_argument("--train-csv")
+    p.add_argument("--valid-csv")
+    p.add_argument("--image-dir")
+    p.add_argument("--train-shards", help="instead of the CSVs and images: folders written by `shard`")
+    p.add_argument("--valid-shards")
     p.add_argument("--out", required=True, help="folder for the model, checkpoints, history and logs")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=8, help="per device; the global batch is this times the devices")
@@ -133,6 +150,14 @@ def build_parser():
     p.add_argument("--lr-min-delta", type=float, default=1e-4, help="smallest val_loss drop that counts as progress")
     p.add_argument("--stop-patience", type=int, default=5, help="epochs without progress before stopping")
     p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("shard", help="decoded, resized images as sharded TFRecords, for training at scale")
+    p.add_argument("--csv", required=True, help="a split CSV (Image, the 14 labels, PatientId)")
+    p.add_argument("--image-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--image-size", type=int, default=320)
+    p.add_argument("--per-shard", type=int, default=1024, help="images per shard file")
+    p.set_defaults(run=cmd_shard)
 
     p = sub.add_parser("demo", help="the main job on NIH images if CHESTXRAY_NIH is set, else on phantoms")
     p.add_argument("--out", default="out/demo")

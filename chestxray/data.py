@@ -158,7 +158,7 @@ def preprocess(path, size=(320, 320), mean=None, std=None, decode=None):
     return to_rgb(standardize(load_image(path, size, decode), mean, std))
 
 
-def _loaded(paths, labels, prepare, shuffle=False, seed=0):
+def load_rows(paths, labels, prepare, shuffle=False, seed=0):
     """Dataset of `(prepare(path), y)`, one per row: in table order, or in a new order each epoch.
 
     Decoding runs on all cores. A file that passes `check_files` but still fails
@@ -205,7 +205,7 @@ def image_stats(paths, size=(320, 320), decode=None, batch_size=32):
     total = total_sq = count = 0.0
     decode = decode or decoder_for(check_files(paths))
     prepare = lambda path: load_image(path, size, decode)
-    for batch, _ in _loaded(paths, np.zeros((len(paths), 1)), prepare).batch(batch_size):
+    for batch, _ in load_rows(paths, np.zeros((len(paths), 1)), prepare).batch(batch_size):
         x = batch.numpy().astype(np.float64)
         total, total_sq, count = total + x.sum(), total_sq + (x ** 2).sum(), count + x.size
     mean = total / count
@@ -215,11 +215,42 @@ def image_stats(paths, size=(320, 320), decode=None, batch_size=32):
 # ----------------------------------------------------------------------------
 # Batches over a table.
 
-class ImageBatches(tf.data.Dataset):
-    """Batches `(x, y)` over a table of images, in a tf.data pipeline.
+def batched(ds, batch_size, seed=1, horizontal_flip=False):
+    """Images `(h, w, 1)` and labels -> model batches `(b, h, w, 3)`, with optional random flips."""
+    if horizontal_flip:
+        coins = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip(ds, coins).map(lambda xy, coin: (
+            tf.image.stateless_random_flip_left_right(xy[0], tf.stack([coin, 0])), xy[1]))
+    return (ds.batch(batch_size)
+            .map(lambda x, y: (to_rgb(x), y), num_parallel_calls=PARALLEL)
+            .prefetch(2))
 
-    A `tf.data.Dataset`, so `model.fit` / `model.predict` use it as is (predictions
-    come in row order unless `shuffle`). Also, as the course's generators had:
+
+class Batches(tf.data.Dataset):
+    """A tf.data.Dataset of `(x, y)` batches that also knows its length and labels.
+
+    Being a real `tf.data.Dataset`, `model.fit` / `model.predict` take it as is.
+    """
+
+    def __init__(self, dataset, labels, batch_size):
+        self._dataset, self.labels, self.batch_size = dataset, labels, batch_size
+        super().__init__(dataset._variant_tensor)
+
+    def _inputs(self):
+        return [self._dataset]
+
+    @property
+    def element_spec(self):
+        return self._dataset.element_spec
+
+    def __len__(self):
+        return math.ceil(len(self.labels) / self.batch_size)
+
+
+class ImageBatches(Batches):
+    """Batches `(x, y)` over a table of images, decoded on all cores.
+
+    Predictions come in row order unless `shuffle`. As the course's generators had:
     `len(b)` batches, `b[i]` -> numpy `(x, y)` of batch i, `b.labels` (N x classes),
     `b.filenames`.
     """
@@ -230,44 +261,23 @@ class ImageBatches(tf.data.Dataset):
         check_table(df, x_col, y_cols)
         self.filenames = df[x_col].astype(str).tolist()
         self.paths = [os.path.join(image_dir, name) for name in self.filenames]
-        self.labels = df[list(y_cols)].to_numpy()
-        self.batch_size, self.size = batch_size, tuple(size)
-        self.mean, self.std = mean, std
+        self.size, self.mean, self.std = tuple(size), mean, std
         self._decode = decoder_for(check_files(self.paths))
+        labels = df[list(y_cols)].to_numpy()
         # `b[i]` shows batch i of one fixed order: the table's, or one shuffle of it.
-        n = len(self.paths)
-        self._order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
-        self._dataset = self._pipeline(shuffle, seed, horizontal_flip, cache, shuffle_buffer)
-        super().__init__(self._dataset._variant_tensor)
+        self._order = np.random.default_rng(seed).permutation(len(labels)) if shuffle else np.arange(len(labels))
 
-    def _pipeline(self, shuffle, seed, horizontal_flip, cache, shuffle_buffer):
         # With a cache, decoded images come in one order, which the cache replays:
         # reshuffle them each epoch through a buffer. Without, shuffle rows before decoding.
         # Standardizing before the cache keeps that work out of later epochs; only the
         # channel repeat, which would triple the cache, is left for after it.
-        prepare = lambda path: standardize(load_image(path, self.size, self._decode), self.mean, self.std)
-        ds = _loaded(self.paths, self.labels, prepare, shuffle and not cache, seed)
+        prepare = lambda path: standardize(load_image(path, self.size, self._decode), mean, std)
+        ds = load_rows(self.paths, labels, prepare, shuffle and not cache, seed)
         if cache:
             ds = ds.cache("" if cache == "memory" else str(cache))
             if shuffle:
-                ds = ds.shuffle(min(len(self.paths), shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
-        if horizontal_flip:
-            coins = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-            ds = tf.data.Dataset.zip(ds, coins).map(lambda xy, coin: (
-                tf.image.stateless_random_flip_left_right(xy[0], tf.stack([coin, 0])), xy[1]))
-        return (ds.batch(self.batch_size)
-                .map(lambda x, y: (to_rgb(x), y), num_parallel_calls=PARALLEL)
-                .prefetch(2))
-
-    def _inputs(self):
-        return [self._dataset]
-
-    @property
-    def element_spec(self):
-        return self._dataset.element_spec
-
-    def __len__(self):
-        return math.ceil(len(self.paths) / self.batch_size)
+                ds = ds.shuffle(min(len(labels), shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
+        super().__init__(batched(ds, batch_size, seed, horizontal_flip), labels, batch_size)
 
     def __getitem__(self, i):
         if not -len(self) <= i < len(self):

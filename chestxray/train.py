@@ -28,6 +28,7 @@ from .data import ImageBatches, training_sample_stats
 from .labels import LABELS
 from .losses import compute_class_freqs, get_weighted_loss
 from .model import build_model
+from .shards import read_stats, shard_batches
 
 
 def make_strategy(name):
@@ -148,8 +149,11 @@ def _plot_history(history_csv, path):
 def train(train_df, valid_df, image_dir, out, epochs=10, batch_size=8, lr=1e-4, image_size=320,
           weights=None, strategy="none", seed=0, sample_size=100, cache=None, horizontal_flip=True,
           lr_patience=2, lr_factor=0.1, lr_min_delta=1e-4, stop_patience=5, callbacks=(), verbose=1,
-          model_fn=None):
-    """Train (or resume training) a model on the course frames; returns the fitted model.
+          model_fn=None, train_shards=None, valid_shards=None):
+    """Train (or resume training) a model; returns the fitted model.
+
+    Data: the course frames and `image_dir`, or folders written by `write_shards`
+    (`train_shards`, `valid_shards`; then the frames and image_dir are not used).
 
     `model_fn(n_classes, weights, image_size)` replaces `build_model` (e.g. a small model for tests).
     """
@@ -159,17 +163,26 @@ def train(train_df, valid_df, image_dir, out, epochs=10, batch_size=8, lr=1e-4, 
     # Workers other than the chief must save too (collective ops), but somewhere else.
     out = out if chief else os.path.join(out, f".worker-{strategy.cluster_resolver.task_id}")
     os.makedirs(out, exist_ok=True)
-    size = (image_size, image_size)
 
-    mean, std = training_sample_stats(train_df, image_dir, "Image", sample_size, seed, size)
+    global_batch = batch_size * strategy.num_replicas_in_sync
+    if train_shards:
+        stats = read_stats(train_shards)
+        if image_size != stats["image_size"]:
+            print(f"image size {stats['image_size']}, as in {train_shards} (not {image_size})")
+        image_size, mean, std = stats["image_size"], stats["mean"], stats["std"]
+        train_batches = shard_batches(train_shards, global_batch, shuffle=True, seed=seed,
+                                      horizontal_flip=horizontal_flip)
+        valid_batches = shard_batches(valid_shards, global_batch, mean=mean, std=std)
+    else:
+        size = (image_size, image_size)
+        mean, std = training_sample_stats(train_df, image_dir, "Image", sample_size, seed, size)
+        train_batches = ImageBatches(train_df, image_dir, "Image", LABELS, batch_size=global_batch, size=size,
+                                     shuffle=True, seed=seed, horizontal_flip=horizontal_flip, cache=cache)
+        valid_batches = ImageBatches(valid_df, image_dir, "Image", LABELS, batch_size=global_batch, size=size,
+                                     mean=mean, std=std, cache=cache)
     preprocessing = {"image_size": image_size, "labels": LABELS, "mean": mean, "std": std,
                      "train_mode": "samplewise", "eval_mode": "featurewise"}
     _write_atomic(os.path.join(out, "preprocessing.json"), json.dumps(preprocessing, indent=2))
-    global_batch = batch_size * strategy.num_replicas_in_sync
-    train_batches = ImageBatches(train_df, image_dir, "Image", LABELS, batch_size=global_batch, size=size,
-                                 shuffle=True, seed=seed, horizontal_flip=horizontal_flip, cache=cache)
-    valid_batches = ImageBatches(valid_df, image_dir, "Image", LABELS, batch_size=global_batch, size=size,
-                                 mean=mean, std=std, cache=cache)
 
     history_csv = os.path.join(out, "history.csv")
     best_path = os.path.join(out, "best.keras")
