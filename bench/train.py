@@ -22,7 +22,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from chestxray.data import get_train_generator  # noqa: E402
+from chestxray.data import OPTIONS, get_train_generator  # noqa: E402
 from chestxray.labels import LABELS  # noqa: E402
 from chestxray.losses import compute_class_freqs, get_weighted_loss  # noqa: E402
 from chestxray.metadata import nih_dir, read_nih_metadata  # noqa: E402
@@ -51,7 +51,8 @@ def main():
         pipeline = get_train_generator(df, image_dir, "Image", LABELS, batch_size=8, target_w=size, target_h=size)
         x = np.concatenate([pipeline[i][0] for i in range(len(pipeline))])  # same preprocessing, once
         y = df[LABELS].to_numpy(dtype="float32")[pipeline._order]
-        memory = tf.data.Dataset.from_tensor_slices((x, y)).batch(8).prefetch(2)
+        # With the pipeline's options (autotuning off), so that neither pays tf.data's end-of-epoch stall.
+        memory = tf.data.Dataset.from_tensor_slices((x, y)).batch(8).prefetch(2).with_options(OPTIONS)
         model = build_model(image_size=size)
         freq_pos, freq_neg = compute_class_freqs(y)
         model.compile(keras.optimizers.Adam(1e-4), get_weighted_loss(freq_neg, freq_pos))

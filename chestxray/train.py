@@ -195,6 +195,9 @@ def train(train_df, valid_df, image_dir, out, epochs=10, batch_size=8, lr=1e-4, 
 
     with strategy.scope():
         model, state = resume.load()
+        if model is None and os.path.exists(history_csv):
+            raise FileExistsError(f"{history_csv} exists but {resume.folder} does not: this is another run's "
+                                  "folder; choose a new --out (nothing was overwritten)")
         if model is None:
             freq_pos, freq_neg = compute_class_freqs(train_batches.labels)
             model = (model_fn or build_model)(len(LABELS), weights, image_size)

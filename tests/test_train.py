@@ -118,6 +118,15 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_best(split_phantoms, tmp_pa
         assert json.load(f)["epoch"] == 1  # the diverged epoch was not committed
 
 
+def test_another_runs_folder_is_not_overwritten(split_phantoms, tmp_path):
+    images, _, frames = split_phantoms
+    (tmp_path / "history.csv").write_text("epoch,loss\n0,1.0\n")
+    with pytest.raises(FileExistsError, match="another run's folder"):
+        train(frames["train"], frames["valid"], images, str(tmp_path), epochs=1, image_size=32,
+              model_fn=tiny_model, verbose=0)
+    assert (tmp_path / "history.csv").read_text() == "epoch,loss\n0,1.0\n"
+
+
 def test_train_command_with_densenet(split_phantoms, tmp_path, capsys):
     images, split, frames = split_phantoms
     out = tmp_path / "cli"
@@ -145,3 +154,43 @@ def test_distributed_matches_one_device():
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "same loss and weights on 2 replicas" in result.stdout
     assert "densenet step under MirroredStrategy" in result.stdout
+
+
+WORKER = """
+import sys, pandas as pd
+sys.path.insert(0, {root!r})
+from tests.test_train import tiny_model
+from chestxray.train import train
+train(pd.read_csv({split!r} + '/train.csv'), pd.read_csv({split!r} + '/valid.csv'), {images!r}, {out!r},
+      epochs=2, batch_size=4, image_size=32, strategy='multiworker', model_fn=tiny_model, verbose=0)
+print('worker done')
+"""
+
+
+def _free_ports(n):
+    import socket
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multiworker_on_two_local_processes(split_phantoms, tmp_path):
+    images, split, _ = split_phantoms
+    out = str(tmp_path / "mw")
+    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    script = WORKER.format(root=ROOT, split=str(split), images=images, out=out)
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    outputs = [w.communicate(timeout=600) for w in workers]
+    for worker, (stdout, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0 and "worker done" in stdout, stderr[-3000:]
+    assert list(pd.read_csv(os.path.join(out, "history.csv"))["epoch"]) == [0, 1]  # the chief's
+    assert os.path.exists(os.path.join(out, "model.keras"))
+    assert os.path.exists(os.path.join(out, ".worker-1", "history.csv"))  # the other's, apart
