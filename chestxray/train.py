@@ -32,22 +32,20 @@ from .shards import read_stats, shard_batches
 
 
 def make_strategy(name):
-    """tf.distribute strategy by name: none (default), mirrored (all local GPUs), multiworker (TF_CONFIG)."""
+    """tf.distribute strategy by name: none (default) or mirrored (all local GPUs); multiworker is refused."""
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        # Keras 3's fit reduces a data batch across workers eagerly before training and then
+        # reduces per-replica logs over a missing axis; both fail under this strategy
+        # (keras-team/keras#20585, seen with Keras 3.15.1 and TF 2.21). Say so before any work.
+        raise NotImplementedError(
+            "--strategy multiworker: Keras 3's model.fit does not run under "
+            "tf.distribute.MultiWorkerMirroredStrategy yet (keras-team/keras#20585); "
+            "train on one machine with --strategy mirrored")
     if name in (None, "none"):
         return tf.distribute.get_strategy()
-    raise ValueError(f"unknown strategy {name!r}: use none, mirrored or multiworker")
-
-
-def _is_chief(strategy):
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
-                                            and "chief" not in resolver.cluster_spec().as_dict())
+    raise ValueError(f"unknown strategy {name!r}: use none or mirrored")
 
 
 def _write_atomic(path, text):
@@ -159,9 +157,6 @@ def train(train_df, valid_df, image_dir, out, epochs=10, batch_size=8, lr=1e-4, 
     """
     keras.utils.set_random_seed(seed)
     strategy = make_strategy(strategy) if isinstance(strategy, (str, type(None))) else strategy
-    chief = _is_chief(strategy)
-    # Workers other than the chief must save too (collective ops), but somewhere else.
-    out = out if chief else os.path.join(out, f".worker-{strategy.cluster_resolver.task_id}")
     os.makedirs(out, exist_ok=True)
 
     global_batch = batch_size * strategy.num_replicas_in_sync
@@ -227,6 +222,5 @@ def train(train_df, valid_df, image_dir, out, epochs=10, batch_size=8, lr=1e-4, 
             f"The best model so far is intact in {best_path}; {os.path.join(out, 'model.keras')} was not written. "
             "Lower the learning rate (--lr) or check the input.")
     model.save(os.path.join(out, "model.keras"))
-    if chief:
-        _plot_history(history_csv, os.path.join(out, "loss.png"))
+    _plot_history(history_csv, os.path.join(out, "loss.png"))
     return model
