@@ -113,6 +113,4 @@ def shard_batches(folder, batch_size=8, shuffle=False, seed=1, mean=None, std=No
     if shuffle:
         ds = ds.shuffle(min(len(labels), shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
     ds = ds.apply(tf.data.experimental.assert_cardinality(len(labels))).with_options(OPTIONS)
-    batches = Batches(batched(ds, batch_size, seed, horizontal_flip), labels, batch_size)
-    batches.size = (side, side)
-    return batches
+    return Batches(batched(ds, batch_size, seed, horizontal_flip), labels, batch_size)

@@ -78,6 +78,7 @@ def test_build_model_errors():
 def test_saved_model_loads_in_a_fresh_process(tmp_path):
     model = build_model(image_size=32)
     model.compile("adam", get_weighted_loss(np.full(14, 0.9), np.full(14, 0.1)))
+    model.optimizer.build(model.trainable_variables)  # saved with its (fresh) state, as after training
     x = np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32")
     model.save(tmp_path / "m.keras")
     model.save_weights(tmp_path / "m.weights.h5")
