@@ -142,7 +142,7 @@ def build_parser():
     p.add_argument("--weights", default=None,
                    help="base weights: imagenet (downloads, needs internet) or a .h5/.weights.h5 file; default none")
     p.add_argument("--strategy", choices=["none", "mirrored", "multiworker"], default="none",
-                   help="mirrored: all local GPUs; multiworker: refused for now (keras-team/keras#20585)")
+                   help="mirrored: all local GPUs; multiworker: the cluster in TF_CONFIG")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default=None, help="'memory' or a file path: keep decoded images after epoch 1")
     p.add_argument("--lr-patience", type=int, default=2, help="epochs without val_loss progress before the lr drops")

@@ -215,13 +215,13 @@ def image_stats(paths, size=(320, 320), decode=None, batch_size=32):
 # ----------------------------------------------------------------------------
 # Batches over a table.
 
-def batched(ds, batch_size, seed=1, horizontal_flip=False):
+def batched(ds, batch_size, seed=1, horizontal_flip=False, drop_remainder=False):
     """Images `(h, w, 1)` and labels -> model batches `(b, h, w, 3)`, with optional random flips."""
     if horizontal_flip:
         coins = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip(ds, coins).map(lambda xy, coin: (
             tf.image.stateless_random_flip_left_right(xy[0], tf.stack([coin, 0])), xy[1]))
-    return (ds.batch(batch_size)
+    return (ds.batch(batch_size, drop_remainder=drop_remainder)
             .map(lambda x, y: (to_rgb(x), y), num_parallel_calls=PARALLEL)
             .prefetch(2))
 
@@ -232,8 +232,9 @@ class Batches(tf.data.Dataset):
     Being a real `tf.data.Dataset`, `model.fit` / `model.predict` take it as is.
     """
 
-    def __init__(self, dataset, labels, batch_size):
+    def __init__(self, dataset, labels, batch_size, drop_remainder=False):
         self._dataset, self.labels, self.batch_size = dataset, labels, batch_size
+        self.drop_remainder = drop_remainder
         super().__init__(dataset._variant_tensor)
 
     def _inputs(self):
@@ -244,7 +245,8 @@ class Batches(tf.data.Dataset):
         return self._dataset.element_spec
 
     def __len__(self):
-        return math.ceil(len(self.labels) / self.batch_size)
+        return (len(self.labels) // self.batch_size if self.drop_remainder
+                else math.ceil(len(self.labels) / self.batch_size))
 
 
 class ImageBatches(Batches):
@@ -257,7 +259,7 @@ class ImageBatches(Batches):
 
     def __init__(self, df, image_dir, x_col, y_cols, batch_size=8, size=(320, 320),
                  shuffle=False, seed=1, mean=None, std=None, horizontal_flip=False,
-                 cache=None, shuffle_buffer=4096):
+                 cache=None, shuffle_buffer=4096, drop_remainder=False):
         check_table(df, x_col, y_cols)
         self.filenames = df[x_col].astype(str).tolist()
         self.paths = [os.path.join(image_dir, name) for name in self.filenames]
@@ -277,7 +279,8 @@ class ImageBatches(Batches):
             ds = ds.cache("" if cache == "memory" else str(cache))
             if shuffle:
                 ds = ds.shuffle(min(len(labels), shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
-        super().__init__(batched(ds, batch_size, seed, horizontal_flip), labels, batch_size)
+        super().__init__(batched(ds, batch_size, seed, horizontal_flip, drop_remainder), labels, batch_size,
+                         drop_remainder)
 
     def __getitem__(self, i):
         if not -len(self) <= i < len(self):

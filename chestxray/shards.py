@@ -80,7 +80,7 @@ def read_stats(folder):
 
 
 def shard_batches(folder, batch_size=8, shuffle=False, seed=1, mean=None, std=None, horizontal_flip=False,
-                  shuffle_buffer=4096, y_cols=LABELS):
+                  shuffle_buffer=4096, y_cols=LABELS, drop_remainder=False):
     """Batches `(x, y)` from a folder of shards, with the same standardization as `ImageBatches`.
 
     Shuffled: shard order each epoch, records from several shards interleaved, then a
@@ -113,4 +113,5 @@ def shard_batches(folder, batch_size=8, shuffle=False, seed=1, mean=None, std=No
     if shuffle:
         ds = ds.shuffle(min(len(labels), shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
     ds = ds.apply(tf.data.experimental.assert_cardinality(len(labels))).with_options(OPTIONS)
-    return Batches(batched(ds, batch_size, seed, horizontal_flip), labels, batch_size)
+    return Batches(batched(ds, batch_size, seed, horizontal_flip, drop_remainder), labels, batch_size,
+                   drop_remainder)

@@ -32,20 +32,26 @@ from .shards import read_stats, shard_batches
 
 
 def make_strategy(name):
-    """tf.distribute strategy by name: none (default) or mirrored (all local GPUs); multiworker is refused."""
+    """tf.distribute strategy by name: none (default), mirrored (all local GPUs), multiworker (TF_CONFIG)."""
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
-        # Keras 3's fit reduces a data batch across workers eagerly before training and then
-        # reduces per-replica logs over a missing axis; both fail under this strategy
-        # (keras-team/keras#20585, seen with Keras 3.15.1 and TF 2.21). Say so before any work.
-        raise NotImplementedError(
-            "--strategy multiworker: Keras 3's model.fit does not run under "
-            "tf.distribute.MultiWorkerMirroredStrategy yet (keras-team/keras#20585); "
-            "train on one machine with --strategy mirrored")
+        from .multiworker import patch_keras
+        patch_keras()  # Keras 3's fit fails under this strategy without it (keras-team/keras#20585)
+        return tf.distribute.MultiWorkerMirroredStrategy()
     if name in (None, "none"):
         return tf.distribute.get_strategy()
-    raise ValueError(f"unknown strategy {name!r}: use none or mirrored")
+    raise ValueError(f"unknown strategy {name!r}: use none, mirrored or multiworker")
+
+
+def _is_chief(strategy):
+    """Worker 0 (or the chief) writes the outputs; the others write theirs apart."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if "chief" in resolver.cluster_spec().as_dict():
+        return resolver.task_type == "chief"
+    return resolver.task_type == "worker" and resolver.task_id == 0
 
 
 def _write_atomic(path, text):
@@ -157,24 +163,36 @@ def train(train_df, valid_df, image_dir, out, epochs=10, batch_size=8, lr=1e-4, 
     """
     keras.utils.set_random_seed(seed)
     strategy = make_strategy(strategy) if isinstance(strategy, (str, type(None))) else strategy
+    chief = _is_chief(strategy)
+    # Every worker saves (checkpoints, resume state), but only the chief where asked.
+    out = out if chief else os.path.join(out, f".worker-{strategy.cluster_resolver.task_id}")
     os.makedirs(out, exist_ok=True)
 
     global_batch = batch_size * strategy.num_replicas_in_sync
+    # Across workers a last, partial batch leaves some worker an empty one, which fails:
+    # there, every batch is whole, and the images left over each epoch are said.
+    whole = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     if train_shards:
         stats = read_stats(train_shards)
         if image_size != stats["image_size"]:
             print(f"image size {stats['image_size']}, as in {train_shards} (not {image_size})")
         image_size, mean, std = stats["image_size"], stats["mean"], stats["std"]
         train_batches = shard_batches(train_shards, global_batch, shuffle=True, seed=seed,
-                                      horizontal_flip=horizontal_flip)
-        valid_batches = shard_batches(valid_shards, global_batch, mean=mean, std=std)
+                                      horizontal_flip=horizontal_flip, drop_remainder=whole)
+        valid_batches = shard_batches(valid_shards, global_batch, mean=mean, std=std, drop_remainder=whole)
     else:
         size = (image_size, image_size)
         mean, std = training_sample_stats(train_df, image_dir, "Image", sample_size, seed, size)
         train_batches = ImageBatches(train_df, image_dir, "Image", LABELS, batch_size=global_batch, size=size,
-                                     shuffle=True, seed=seed, horizontal_flip=horizontal_flip, cache=cache)
+                                     shuffle=True, seed=seed, horizontal_flip=horizontal_flip, cache=cache,
+                                     drop_remainder=whole)
         valid_batches = ImageBatches(valid_df, image_dir, "Image", LABELS, batch_size=global_batch, size=size,
-                                     mean=mean, std=std, cache=cache)
+                                     mean=mean, std=std, cache=cache, drop_remainder=whole)
+    for name, batches in (("training", train_batches), ("validation", valid_batches)):
+        left_out = len(batches.labels) - len(batches) * global_batch if whole else 0
+        if left_out:
+            print(f"multiworker: {left_out} {name} image(s) per epoch left out to keep batches whole "
+                  f"(global batch {global_batch})")
     preprocessing = {"image_size": image_size, "labels": LABELS, "mean": mean, "std": std,
                      "train_mode": "samplewise", "eval_mode": "featurewise"}
     _write_atomic(os.path.join(out, "preprocessing.json"), json.dumps(preprocessing, indent=2))
@@ -222,5 +240,6 @@ def train(train_df, valid_df, image_dir, out, epochs=10, batch_size=8, lr=1e-4, 
             f"The best model so far is intact in {best_path}; {os.path.join(out, 'model.keras')} was not written. "
             "Lower the learning rate (--lr) or check the input.")
     model.save(os.path.join(out, "model.keras"))
-    _plot_history(history_csv, os.path.join(out, "loss.png"))
+    if chief:
+        _plot_history(history_csv, os.path.join(out, "loss.png"))
     return model

@@ -240,3 +240,5 @@ def test_index_errors(dev):
     assert len(batches) == 3 and batches[-1][0].shape[0] == 2
     with pytest.raises(IndexError, match="3 batches"):
         batches[3]
+    whole = ImageBatches(df.iloc[:10], image_dir, "Image", LABELS, batch_size=4, size=(32, 32), drop_remainder=True)
+    assert len(whole) == 2 and [len(x) for x, _ in whole] == [4, 4]

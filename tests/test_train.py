@@ -156,9 +156,46 @@ def test_distributed_matches_one_device():
     assert "densenet step under MirroredStrategy" in result.stdout
 
 
-def test_multiworker_is_refused_with_the_reason(split_phantoms, tmp_path):
-    images, _, frames = split_phantoms
-    with pytest.raises(NotImplementedError, match="keras-team/keras#20585"):
-        train(frames["train"], frames["valid"], images, str(tmp_path), epochs=1, strategy="multiworker",
-              model_fn=tiny_model, verbose=0)
-    assert not os.listdir(tmp_path)  # refused before writing anything
+WORKER = """
+import sys, pandas as pd
+sys.path.insert(0, {root!r})
+from tests.test_train import tiny_model
+from chestxray.train import train
+train(pd.read_csv({split!r} + '/train.csv'), pd.read_csv({split!r} + '/valid.csv'), {images!r}, {out!r},
+      epochs=2, batch_size=4, image_size=32, strategy='multiworker', model_fn=tiny_model, verbose=0)
+print('worker done')
+"""
+
+
+def _free_ports(n):
+    import socket
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multiworker_on_two_local_processes(split_phantoms, tmp_path):
+    images, split, _ = split_phantoms
+    out = str(tmp_path / "mw")
+    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    script = WORKER.format(root=ROOT, split=str(split), images=images, out=out)
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    outputs = [w.communicate(timeout=600) for w in workers]
+    for worker, (stdout, stderr) in zip(workers, outputs):
+        errors = [line for line in stderr.splitlines() if "Error" in line]
+        assert worker.returncode == 0 and "worker done" in stdout, errors[-5:]
+    chief = pd.read_csv(os.path.join(out, "history.csv"))
+    other = pd.read_csv(os.path.join(out, ".worker-1", "history.csv"))  # written apart
+    assert list(chief["epoch"]) == [0, 1]
+    # The workers train one model: the same (all-reduced) losses on both.
+    assert np.allclose(chief["loss"], other["loss"]) and np.allclose(chief["val_loss"], other["val_loss"])
+    assert os.path.exists(os.path.join(out, "model.keras")) and os.path.exists(os.path.join(out, "loss.png"))
+    assert not os.path.exists(os.path.join(out, ".worker-1", "loss.png"))
