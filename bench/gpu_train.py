@@ -1,6 +1,6 @@
 """Training throughput of the course model on a GPU: float32 vs mixed_float16, with and without XLA.
 
-    KERAS_BACKEND=jax python bench/gpu_train.py [--out results.txt] [--budget 280]
+    KERAS_BACKEND=jax python bench/gpu_train.py [--out results.txt] [--budget 280] [--xla both|on|off]
 
 DenseNet121 + our weighted loss at 320x320, in-memory random tensors (the
 input pipeline is measured by bench/train.py). For each configuration: build,
@@ -54,15 +54,20 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=None)
     parser.add_argument("--budget", type=float, default=280)
+    parser.add_argument("--xla", choices=["both", "on", "off"], default="both")
     args = parser.parse_args()
+    configs = [c for c in CONFIGS if args.xla == "both" or c[1] == (args.xla == "on")]
     began = time.perf_counter()
     lines = [f"backend {keras.backend.backend()}, keras {keras.__version__}"]
     if keras.backend.backend() == "jax":
         import jax
-        lines.append(f"devices {jax.devices()}")
+        lines.append(f"jax {jax.__version__}, devices {jax.devices()}")
+    elif keras.backend.backend() == "torch":
+        import torch
+        lines.append(f"torch {torch.__version__}, device {torch.cuda.get_device_name(0)}")
     for line in lines:
         print(line, flush=True)
-    for policy, jit, batch, steps in CONFIGS:
+    for policy, jit, batch, steps in configs:
         if time.perf_counter() - began > args.budget:
             lines.append(f"skipped {policy} jit={jit} batch={batch}: budget spent")
             print(lines[-1], flush=True)
