@@ -4,6 +4,7 @@
    global batch and the weights after one step under MirroredStrategy on 2
    replicas match one device to 1e-5 (the loss must be averaged over the global batch).
 2. The real DenseNet121 model trains one step under the strategy.
+3. `train(..., strategy=...)` runs end to end on phantoms through our input pipeline.
 """
 
 import os
@@ -67,6 +68,27 @@ def main():
     assert np.isfinite(history.history["loss"][0])
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     print("densenet step under MirroredStrategy: loss", history.history["loss"][0])
+
+    import tempfile
+
+    import pandas as pd
+
+    from chestxray.metadata import read_nih_metadata
+    from chestxray.phantoms import make_phantoms
+    from chestxray.splits import split_frame
+    from chestxray.train import train
+
+    with tempfile.TemporaryDirectory() as scratch:
+        frames = split_frame(read_nih_metadata(make_phantoms(scratch, n=40, size=64)), fractions=[0.8, 0.2, 0])
+        def tiny(n, weights, size):  # built by train(), inside the strategy's scope
+            inputs = keras.Input((size, size, 3))
+            pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+            return keras.Model(inputs, keras.layers.Dense(n, activation="sigmoid")(pooled))
+        train(frames["train"], frames["valid"], os.path.join(scratch, "images"), os.path.join(scratch, "run"),
+              epochs=2, batch_size=4, image_size=32, strategy=mirrored, model_fn=tiny, verbose=0)
+        history = pd.read_csv(os.path.join(scratch, "run", "history.csv"))
+        assert list(history["epoch"]) == [0, 1] and np.isfinite(history["loss"]).all()
+    print("train() under MirroredStrategy: 2 epochs")
 
 
 if __name__ == "__main__":

@@ -154,6 +154,7 @@ def test_distributed_matches_one_device():
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "same loss and weights on 2 replicas" in result.stdout
     assert "densenet step under MirroredStrategy" in result.stdout
+    assert "train() under MirroredStrategy: 2 epochs" in result.stdout
 
 
 WORKER = """
