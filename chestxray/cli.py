@@ -46,11 +46,13 @@ def cmd_phantoms(args):
 
 def cmd_demo(args):
     """The main job on what is at hand: NIH images if configured, phantoms otherwise."""
-    from .data import get_test_and_valid_generator, get_train_generator
+    import pandas as pd
+
     from .labels import LABELS
     from .metadata import nih_dir, read_nih_metadata
     from .phantoms import make_phantoms
     from .splits import split_frame
+    from .train import train
 
     source = nih_dir()
     if os.environ.get("CHESTXRAY_NIH") and os.path.isdir(os.path.join(source, "images")):
@@ -63,18 +65,19 @@ def cmd_demo(args):
     df = read_nih_metadata(metadata)
     df = df[df["Image"].isin(set(os.listdir(image_dir)))].reset_index(drop=True)
     splits = split_frame(df, fractions=[0.7, 0.1, 0.2], seed=args.seed)
-    print({name: len(frame) for name, frame in splits.items()}, "images in train/valid/test")
-    train = get_train_generator(splits["train"], image_dir, "Image", LABELS, horizontal_flip=True)
-    valid, test = get_test_and_valid_generator(splits["valid"], splits["test"], splits["train"],
-                                               image_dir, "Image", LABELS)
-    start, seen = time.perf_counter(), 0
-    for x, y in train:
-        seen += len(x)
-    x, y = train[0]
-    print(f"one training epoch of input: {seen} images in {time.perf_counter() - start:.1f} s; "
-          f"batches {x.shape} {x.dtype}, labels {y.shape}")
-    print(f"valid/test standardized with the training sample's mean {valid.mean:.1f} and std {valid.std:.1f}; "
-          f"{len(valid)} and {len(test)} batches")
+    os.makedirs(os.path.join(args.out, "splits"), exist_ok=True)
+    for name, frame in splits.items():
+        frame[["Image", *LABELS, "PatientId"]].to_csv(os.path.join(args.out, "splits", f"{name}.csv"), index=False)
+    print({name: len(frame) for name, frame in splits.items()}, "images in train/valid/test, "
+          f"no patient in two (written to {os.path.join(args.out, 'splits')})")
+    run = os.path.join(args.out, "run")
+    print(f"training DenseNet121 (random init) for {args.epochs} epoch(s) at {args.image_size} px into {run}")
+    start = time.perf_counter()
+    train(splits["train"], splits["valid"], image_dir, run, epochs=args.epochs, image_size=args.image_size,
+          seed=args.seed, verbose=2)
+    print(f"done in {time.perf_counter() - start:.0f} s; history:")
+    print(pd.read_csv(os.path.join(run, "history.csv")).to_string(index=False))
+    print(f"model: {os.path.join(run, 'model.keras')}; loss curves: {os.path.join(run, 'loss.png')}")
 
 
 def cmd_train(args):
@@ -159,9 +162,11 @@ def build_parser():
     p.add_argument("--per-shard", type=int, default=1024, help="images per shard file")
     p.set_defaults(run=cmd_shard)
 
-    p = sub.add_parser("demo", help="the main job on NIH images if CHESTXRAY_NIH is set, else on phantoms")
+    p = sub.add_parser("demo", help="split and train, on NIH images if CHESTXRAY_NIH is set, else on phantoms")
     p.add_argument("--out", default="out/demo")
     p.add_argument("--n", type=int, default=400, help="phantoms to make when there are no NIH images")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--image-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_demo)
     return parser
