@@ -7,7 +7,8 @@ pays the decode once; training then reads raw pixels from many files at once
 
 A folder of shards holds `shard-NNNNN-of-MMMMM.tfrecord` files, `index.csv`
 (the table, in record order) and `stats.json` (image size, and the mean and std
-of a seeded sample of its images, which a training set lends to validation).
+of a seeded sample of its images, as `training_sample_stats` computes them,
+which a training set lends to validation).
 Pixels are stored as 8-bit gray after the resize (rounded: at most half a grey
 level from what the image pipeline computes).
 """
@@ -20,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from .data import (OPTIONS, PARALLEL, Batches, batched, check_files, check_table, decoder_for, load_image,
-                   load_rows, standardize)
+                   load_rows, standardize, training_sample_stats)
 from .labels import LABELS
 
 
@@ -45,8 +46,6 @@ def write_shards(df, image_dir, out, image_size=320, per_shard=1024, sample_size
     labels = df[list(y_cols)].to_numpy(dtype=np.float32)
     size = (image_size, image_size)
     n_shards = max(1, -(-len(df) // per_shard))
-    sample = set(np.random.default_rng(seed).choice(len(df), size=min(sample_size, len(df)), replace=False))
-    total = total_sq = count = 0.0
 
     images = load_rows(paths, labels, lambda path: load_image(path, size, decode))
     writer = None
@@ -58,14 +57,12 @@ def write_shards(df, image_dir, out, image_size=320, per_shard=1024, sample_size
             writer = tf.io.TFRecordWriter(os.path.join(out, name))
         pixels = np.clip(np.round(image[..., 0]), 0, 255).astype(np.uint8)
         writer.write(_record(pixels, y, str(df[x_col].iloc[row])))
-        if row in sample:
-            values = pixels.astype(np.float64)
-            total, total_sq, count = total + values.sum(), total_sq + (values ** 2).sum(), count + values.size
     writer.close()
     df.to_csv(os.path.join(out, "index.csv"), index=False)
-    mean = total / count
-    stats = {"image_size": image_size, "images": len(df), "shards": n_shards, "sample_size": len(sample),
-             "seed": seed, "mean": mean, "std": float(np.sqrt(max(total_sq / count - mean ** 2, 0.0)))}
+    # The same sample and statistics as training from the images would use.
+    mean, std = training_sample_stats(df, image_dir, x_col, sample_size, seed, size)
+    stats = {"image_size": image_size, "images": len(df), "shards": n_shards,
+             "sample_size": min(sample_size, len(df)), "seed": seed, "mean": mean, "std": std}
     with open(os.path.join(out, "stats.json"), "w") as f:
         json.dump(stats, f, indent=2)
     return n_shards

@@ -35,8 +35,9 @@ def test_shards_hold_the_pipeline_images(shards, nih):
         assert np.abs(x[i, ..., :1] - reference).max() <= 0.5 + 1e-3  # 8-bit rounding only
     stats = read_stats(str(folder))
     rows = np.random.default_rng(1).choice(20, size=6, replace=False)
-    sample = np.round(x[rows, ..., 0])
+    sample = np.stack([load_image(os.path.join(nih, "images", df["Image"][r]), (48, 48)).numpy() for r in rows])
     assert stats["mean"] == pytest.approx(sample.mean(), rel=1e-6) and stats["std"] == pytest.approx(sample.std(), rel=1e-5)
+    assert stats["sample_size"] == 6 and stats["image_size"] == 48
 
 
 def test_shuffled_shards_cover_every_row_each_epoch(shards):
