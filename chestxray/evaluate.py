@@ -62,3 +62,31 @@ def bootstrap_auroc(y_true, y_score, n_boot=10000, seed=0, labels=None):
                 row["note"] = f"{n_boot - used.size} replicate(s) with one kind of case left out of the CI"
         rows.append(row)
     return pd.DataFrame(rows).set_index("label")
+
+
+def roc_figure(y_true, y_score, labels=LABELS, ax=None):
+    """ROC curve per class on one axes, AUROC in the legend; returns (figure, aurocs).
+
+    A class without both positive and negative cases has no curve: its AUROC is
+    NaN and the legend says why.
+    """
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    y_true, y_score = np.asarray(y_true), np.asarray(y_score)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 7))
+    aurocs = []
+    for j, label in enumerate(labels):
+        y = y_true[:, j]
+        if 0 < y.sum() < len(y):
+            aurocs.append(float(roc_auc_score(y, y_score[:, j])))
+            fpr, tpr, _ = roc_curve(y, y_score[:, j])
+            ax.plot(fpr, tpr, label=f"{label} ({aurocs[-1]:.3f})")
+        else:
+            aurocs.append(np.nan)
+            ax.plot([], [], " ", label=f"{label} (n/a: {'no positive' if y.sum() == 0 else 'no negative'} cases)")
+    ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curves (AUROC)")
+    ax.legend(loc="lower right", fontsize="small")
+    return ax.figure, aurocs

@@ -67,3 +67,23 @@ def test_classes_with_one_kind_of_case():
 def test_shape_errors():
     with pytest.raises(ValueError, match="same"):
         bootstrap_auroc(np.zeros((5, 2)), np.zeros((5, 3)))
+
+
+def test_roc_figure_and_the_course_helper():
+    import matplotlib
+    matplotlib.use("Agg")
+    import util
+    from chestxray.evaluate import roc_figure
+
+    y, score = _data(n=100, classes=14, seed=2)
+    y[:, 3] = 0  # a class with no positive case
+    figure, aurocs = roc_figure(y, score)
+    legend = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert "Hernia (n/a: no positive cases)" in legend and np.isnan(aurocs[3])
+    for j in (0, 5, 13):
+        assert aurocs[j] == pytest.approx(roc_auc_score(y[:, j], score[:, j]))
+        assert legend[j] == f"{LABELS[j]} ({aurocs[j]:.3f})"
+
+    class Generator:  # what the notebook passes: anything with .labels
+        labels = y
+    assert np.allclose(util.get_roc_curve(LABELS, score, Generator()), aurocs, equal_nan=True)
