@@ -75,20 +75,27 @@ class Resume(keras.callbacks.Callback):
         self.history_csv, self.best_path = history_csv, best_path
         self.restored = None  # set by `load`: the state dict of the last finished epoch
 
-    def load(self):
-        """The saved model (with its optimizer) and state, or (None, None) on a fresh start."""
+    def saved(self):
+        """The folder holding the last committed state, or None on a fresh start."""
         for folder in (self.folder, self.folder + ".old"):  # .old: killed between the two renames
             if os.path.exists(os.path.join(folder, "state.json")):
-                with open(os.path.join(folder, "state.json")) as f:
-                    self.restored = json.load(f)
-                # history.csv keeps exactly the finished epochs; CSVLogger appends the rest
-                # (so this happens before it opens the file).
-                if os.path.exists(self.history_csv):
-                    history = pd.read_csv(self.history_csv)
-                    kept = history[history["epoch"] <= self.restored["epoch"]]
-                    _write_atomic(self.history_csv, kept.to_csv(index=False))
-                return keras.models.load_model(os.path.join(folder, "model.keras")), self.restored
-        return None, None
+                return folder
+        return None
+
+    def load(self):
+        """The saved model (with its optimizer) and state, or (None, None) on a fresh start."""
+        folder = self.saved()
+        if folder is None:
+            return None, None
+        with open(os.path.join(folder, "state.json")) as f:
+            self.restored = json.load(f)
+        # history.csv keeps exactly the finished epochs; CSVLogger appends the rest
+        # (so this happens before it opens the file).
+        if os.path.exists(self.history_csv):
+            history = pd.read_csv(self.history_csv)
+            kept = history[history["epoch"] <= self.restored["epoch"]]
+            _write_atomic(self.history_csv, kept.to_csv(index=False))
+        return keras.models.load_model(os.path.join(folder, "model.keras")), self.restored
 
     def on_train_begin(self, logs=None):
         if not self.restored:
@@ -168,6 +175,18 @@ def train(train_df, valid_df, image_dir, out, epochs=10, batch_size=8, lr=1e-4, 
     out = out if chief else os.path.join(out, f".worker-{strategy.cluster_resolver.task_id}")
     os.makedirs(out, exist_ok=True)
 
+    history_csv = os.path.join(out, "history.csv")
+    best_path = os.path.join(out, "best.keras")
+    plateau = keras.callbacks.ReduceLROnPlateau("val_loss", factor=lr_factor, patience=lr_patience,
+                                                min_delta=lr_min_delta, verbose=1)
+    stop = keras.callbacks.EarlyStopping("val_loss", patience=stop_patience, restore_best_weights=True, verbose=1)
+    checkpoint = keras.callbacks.ModelCheckpoint(best_path, monitor="val_loss", save_best_only=True)
+    resume = Resume(os.path.join(out, "resume"), {"plateau": plateau, "stop": stop, "checkpoint": checkpoint},
+                    history_csv, best_path)
+    if os.path.exists(history_csv) and resume.saved() is None:
+        raise FileExistsError(f"{history_csv} exists but {resume.folder} does not: this is another run's "
+                              "folder; choose a new --out (nothing was overwritten)")
+
     global_batch = batch_size * strategy.num_replicas_in_sync
     # Across workers a last, partial batch leaves some worker an empty one, which fails:
     # there, every batch is whole, and the images left over each epoch are said.
@@ -197,20 +216,8 @@ def train(train_df, valid_df, image_dir, out, epochs=10, batch_size=8, lr=1e-4, 
                      "train_mode": "samplewise", "eval_mode": "featurewise"}
     _write_atomic(os.path.join(out, "preprocessing.json"), json.dumps(preprocessing, indent=2))
 
-    history_csv = os.path.join(out, "history.csv")
-    best_path = os.path.join(out, "best.keras")
-    plateau = keras.callbacks.ReduceLROnPlateau("val_loss", factor=lr_factor, patience=lr_patience,
-                                                min_delta=lr_min_delta, verbose=1)
-    stop = keras.callbacks.EarlyStopping("val_loss", patience=stop_patience, restore_best_weights=True, verbose=1)
-    checkpoint = keras.callbacks.ModelCheckpoint(best_path, monitor="val_loss", save_best_only=True)
-    resume = Resume(os.path.join(out, "resume"), {"plateau": plateau, "stop": stop, "checkpoint": checkpoint},
-                    history_csv, best_path)
-
     with strategy.scope():
         model, state = resume.load()
-        if model is None and os.path.exists(history_csv):
-            raise FileExistsError(f"{history_csv} exists but {resume.folder} does not: this is another run's "
-                                  "folder; choose a new --out (nothing was overwritten)")
         if model is None:
             freq_pos, freq_neg = compute_class_freqs(train_batches.labels)
             model = (model_fn or build_model)(len(LABELS), weights, image_size)

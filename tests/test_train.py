@@ -125,6 +125,7 @@ def test_another_runs_folder_is_not_overwritten(split_phantoms, tmp_path):
         train(frames["train"], frames["valid"], images, str(tmp_path), epochs=1, image_size=32,
               model_fn=tiny_model, verbose=0)
     assert (tmp_path / "history.csv").read_text() == "epoch,loss\n0,1.0\n"
+    assert sorted(os.listdir(tmp_path)) == ["history.csv"]  # nothing else written either
 
 
 def test_train_command_with_densenet(split_phantoms, tmp_path, capsys):
