@@ -14,9 +14,8 @@ def _numbers(text, kind):
 
 
 def cmd_split(args):
-    from .labels import LABELS
     from .metadata import read_nih_metadata
-    from .splits import prevalence_table, split_frame
+    from .splits import prevalence_table, split_frame, write_splits
 
     df = read_nih_metadata(args.metadata, views=args.views.split(",") if args.views else None)
     if args.images:
@@ -27,11 +26,8 @@ def cmd_split(args):
         if df.empty:
             sys.exit(f"error: no image of {args.metadata} is in {args.images}")
     frames = split_frame(df, fractions=args.fractions, sizes=args.sizes, seed=args.seed)
-    os.makedirs(args.out, exist_ok=True)
-    for name, frame in frames.items():
-        path = os.path.join(args.out, f"{name}.csv")
-        frame[["Image", *LABELS, "PatientId"]].to_csv(path, index=False, lineterminator="\n")
-        print(f"wrote {path}: {len(frame)} images, {frame['PatientId'].nunique()} patients")
+    for name, path in write_splits(frames, args.out).items():
+        print(f"wrote {path}: {len(frames[name])} images, {frames[name]['PatientId'].nunique()} patients")
     table = prevalence_table(frames)
     print("\nprevalence per label (share of images):")
     print(table.T.to_string(float_format=lambda v: f"{v:.4f}" if v < 1 else f"{v:.0f}"))
@@ -48,10 +44,9 @@ def cmd_demo(args):
     """The main job on what is at hand: NIH images if configured, phantoms otherwise."""
     import pandas as pd
 
-    from .labels import LABELS
     from .metadata import nih_dir, read_nih_metadata
     from .phantoms import make_phantoms
-    from .splits import split_frame
+    from .splits import split_frame, write_splits
     from .train import train
 
     source = nih_dir()
@@ -65,9 +60,7 @@ def cmd_demo(args):
     df = read_nih_metadata(metadata)
     df = df[df["Image"].isin(set(os.listdir(image_dir)))].reset_index(drop=True)
     splits = split_frame(df, fractions=[0.7, 0.1, 0.2], seed=args.seed)
-    os.makedirs(os.path.join(args.out, "splits"), exist_ok=True)
-    for name, frame in splits.items():
-        frame[["Image", *LABELS, "PatientId"]].to_csv(os.path.join(args.out, "splits", f"{name}.csv"), index=False)
+    write_splits(splits, os.path.join(args.out, "splits"))
     print({name: len(frame) for name, frame in splits.items()}, "images in train/valid/test, "
           f"no patient in two (written to {os.path.join(args.out, 'splits')})")
     run = os.path.join(args.out, "run")

@@ -6,6 +6,8 @@ stratification of Sechidis et al. (2011) on patients, each weighted by how many
 of its images carry each label (and by its image count for the split sizes).
 """
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -133,3 +135,13 @@ def split_frame(df, fractions=None, sizes=None, seed=0, patient_col="PatientId")
             if a < b and check_for_leakage(frames[a], frames[b], patient_col):
                 raise RuntimeError(f"patients in both {a} and {b}: the split is wrong, nothing written")
     return frames
+
+
+def write_splits(frames, out):
+    """train.csv, valid.csv, test.csv in the course format (Image, the 14 labels, PatientId); their paths."""
+    os.makedirs(out, exist_ok=True)
+    paths = {}
+    for name, frame in frames.items():
+        paths[name] = os.path.join(out, f"{name}.csv")
+        frame[["Image", *LABELS, "PatientId"]].to_csv(paths[name], index=False, lineterminator="\n")
+    return paths
