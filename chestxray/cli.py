@@ -5,6 +5,10 @@ import os
 import sys
 import time
 
+import numpy as np
+
+DEFAULT_MODEL = os.path.join("out", "demo", "run", "model.keras")  # what the README's main command writes
+
 
 def _numbers(text, kind):
     try:
@@ -101,9 +105,120 @@ def cmd_shard(args):
     print(f"wrote {n} shard(s) of {args.csv} to {args.out}")
 
 
+def _model_and_settings(args):
+    """The model and the preprocessing it was trained with (preprocessing.json beside it, or
+    a sample of --train-csv's images, as the course's test generator computed them)."""
+    import pandas as pd
+
+    from .data import preprocessing_for
+    from .model import load_model
+
+    model = load_model(args.model)
+    train_df = pd.read_csv(args.train_csv) if args.train_csv else None
+    settings = preprocessing_for(args.model, train_df, args.train_image_dir or getattr(args, "image_dir", None),
+                                 size=model.input_shape[1:3])
+    if tuple(settings["size"]) != tuple(model.input_shape[1:3]):
+        sys.exit(f"error: {settings['source']} says {settings['size']} px, the model takes {model.input_shape[1:3]}")
+    print(f"normalisation: mean {settings['mean']:.2f}, std {settings['std']:.2f} from {settings['source']}",
+          file=sys.stderr)
+    return model, settings
+
+
+def cmd_evaluate(args):
+    import pandas as pd
+
+    from .evaluate import comparison_table, evaluate
+
+    model, settings = _model_and_settings(args)
+    metrics = evaluate(model, pd.read_csv(args.test_csv), args.image_dir, settings, args.out,
+                       n_boot=args.n_boot, seed=args.seed, batch_size=args.batch_size, gallery=args.gallery)
+    print(metrics.drop(columns="note").to_string(float_format=lambda v: f"{v:.3f}"))
+    print()
+    print(comparison_table(metrics).to_string())
+    print(f"\nwrote predictions.csv, metrics.csv, comparison.csv, roc.png and gradcam/ to {args.out}")
+
+
+def cmd_predict(args):
+    import json
+
+    import pandas as pd
+
+    from .data import preprocess_file
+
+    model, settings = _model_and_settings(args)
+    images = np.stack([preprocess_file(path, settings)[0] for path in args.images])
+    scores = model.predict(images, batch_size=8, verbose=0)
+    table = pd.DataFrame(scores, index=args.images, columns=settings["labels"])
+    if args.json:
+        print(json.dumps({path: {k: round(float(v), 6) for k, v in row.items()} for path, row in table.iterrows()},
+                         indent=2))
+    else:
+        print(table.T.to_string(float_format=lambda v: f"{v:.3f}"))
+
+
+def cmd_gradcam(args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .explain import explain_files, gradcam_figure
+
+    model, settings = _model_and_settings(args)
+    labels = settings["labels"]
+    chosen = args.labels.split(",") if args.labels else None
+    unknown = [k for k in chosen or [] if k not in labels]
+    if unknown:
+        sys.exit(f"error: unknown label(s) {unknown}; the model has {labels}")
+    os.makedirs(args.out, exist_ok=True)
+    paths = [os.path.join(args.image_dir, name) for name in args.images]
+    for path, (gray, heatmaps, probabilities) in zip(paths, explain_files(model, paths, settings, labels)):
+        shown = [labels.index(k) for k in chosen] if chosen else list(np.argsort(-probabilities)[:args.top])
+        figure = gradcam_figure(gray, heatmaps[shown], [labels[j] for j in shown], probabilities[shown],
+                                title=os.path.basename(path))
+        target = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0] + "_gradcam.png")
+        figure.savefig(target, dpi=80, bbox_inches="tight")
+        plt.close(figure)
+        print(f"wrote {target}")
+
+
+def cmd_localize(args):
+    from .explain import localize
+    from .metadata import read_bboxes
+
+    model, settings = _model_and_settings(args)
+    boxes = read_bboxes(args.bbox)
+    present = boxes["Image"].map(lambda name: os.path.exists(os.path.join(args.image_dir, name)))
+    print(f"{int(present.sum())} of {len(boxes)} boxes have their image in {args.image_dir}; "
+          f"{int((~present).sum())} are left out")
+    if not present.any():
+        sys.exit(f"error: no boxed image of {args.bbox} is in {args.image_dir}")
+    per_box, per_class = localize(model, boxes[present], args.image_dir, settings, box_size=args.box_size,
+                                  layer_name=args.layer)
+    os.makedirs(args.out, exist_ok=True)
+    per_box.to_csv(os.path.join(args.out, "localize_boxes.csv"), index=False)
+    per_class.to_csv(os.path.join(args.out, "localize.csv"))
+    print(per_class.to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"wrote localize.csv and localize_boxes.csv to {args.out}")
+
+
+def cmd_report(args):
+    from .report import build_report
+
+    print(f"wrote {build_report(args.eval, args.out)}")
+
+
+def _model_arguments(p, model_default=None):
+    p.add_argument("--model", required=model_default is None, default=model_default,
+                   help="a .keras file from `train`, or weights of the whole model (.h5)"
+                   + (f" (default {model_default})" if model_default else ""))
+    p.add_argument("--train-csv", help="for a model without preprocessing.json beside it: its training table")
+    p.add_argument("--train-image-dir", help="the images of --train-csv (default: --image-dir)")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m chestxray",
-                                     description="Chest X-ray classification on NIH ChestX-ray14: data, splits, phantoms.")
+                                     description="Chest X-ray classification on NIH ChestX-ray14: data, training, evaluation, explanation.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("split", help="patient-level, stratified train/valid/test CSVs from NIH metadata")
@@ -154,6 +269,47 @@ def build_parser():
     p.add_argument("--image-size", type=int, default=320)
     p.add_argument("--per-shard", type=int, default=1024, help="images per shard file")
     p.set_defaults(run=cmd_shard)
+
+    p = sub.add_parser("evaluate", help="predictions, AUROC with bootstrap CIs, PR-AUC, ROC, comparison, Grad-CAM")
+    _model_arguments(p)
+    p.add_argument("--test-csv", required=True)
+    p.add_argument("--image-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--n-boot", type=int, default=10000, help="bootstrap replicates")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--gallery", type=int, default=4, help="test images to show with Grad-CAM")
+    p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="probability per label for PNG, JPEG or DICOM files")
+    p.add_argument("images", nargs="+")
+    _model_arguments(p, model_default=DEFAULT_MODEL)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=cmd_predict, image_dir=None)
+
+    p = sub.add_parser("gradcam", help="Grad-CAM overlays, all classes from one pass per batch")
+    p.add_argument("images", nargs="+", help="file names inside --image-dir")
+    _model_arguments(p)
+    p.add_argument("--image-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--labels", help="comma-separated labels to show (default: the --top most probable)")
+    p.add_argument("--top", type=int, default=4)
+    p.set_defaults(run=cmd_gradcam)
+
+    p = sub.add_parser("localize", help="does Grad-CAM point at the radiologists' boxes? pointing game and IoU")
+    _model_arguments(p)
+    p.add_argument("--bbox", required=True, help="BBox_List_2017 style CSV (plain or .gz)")
+    p.add_argument("--image-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--box-size", type=int, default=1024,
+                   help="side of the square images the boxes were drawn on (NIH: 1024)")
+    p.add_argument("--layer", help="layer whose feature maps Grad-CAM weighs (default: the last 4-D one)")
+    p.set_defaults(run=cmd_localize)
+
+    p = sub.add_parser("report", help="one self-contained HTML page from an evaluate folder")
+    p.add_argument("--eval", required=True, help="the folder `evaluate` wrote")
+    p.add_argument("--out", default="report.html")
+    p.set_defaults(run=cmd_report)
 
     p = sub.add_parser("demo", help="split and train, on NIH images if CHESTXRAY_NIH is set, else on phantoms")
     p.add_argument("--out", default="out/demo")

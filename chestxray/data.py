@@ -98,7 +98,11 @@ def sniff(path):
         if JPEG_END not in tail:
             return None, "truncated JPEG (no end-of-image marker)"
         return "jpeg", None
-    return None, "not a PNG or JPEG file"
+    with open(path, "rb") as f:
+        f.seek(128)
+        if f.read(4) == b"DICM":  # the DICOM preamble is 128 bytes, then this magic
+            return "dicom", None
+    return None, "not a PNG, JPEG or DICOM file"
 
 
 def check_files(paths):
@@ -121,6 +125,9 @@ def check_files(paths):
 def decoder_for(kinds):
     """One decoder for a whole table: a per-image choice (tf.cond) halves the throughput."""
     kinds = set(kinds)
+    if "dicom" in kinds:
+        raise ImageFileError("DICOM files in a table: training and evaluation read PNG or JPEG; "
+                             "`predict` and `gradcam` read DICOM files one by one")
     if kinds <= {"png8"}:
         return lambda data: tf.io.decode_png(data, channels=1)
     if kinds <= {"png8", "png16"}:
@@ -141,6 +148,38 @@ def load_image(path, size=(320, 320), decode=None):
     return tf.image.resize(image, size) * scale
 
 
+def read_dicom(path):
+    """A DICOM radiograph -> float (height, width) on the 0..255 scale, bright = dense, as in the PNGs.
+
+    Stored values go through the modality rescale (slope, intercept) and the
+    window in the file if it has one; MONOCHROME1 (low values bright) is inverted.
+    """
+    import pydicom
+    from pydicom.pixels import apply_rescale
+
+    ds = pydicom.dcmread(path)
+    pixels = apply_rescale(ds.pixel_array, ds).astype(np.float64)
+    if pixels.ndim != 2:
+        raise ImageFileError(f"{path}: DICOM pixel data of shape {pixels.shape}; expected one gray frame")
+    if "WindowCenter" in ds and "WindowWidth" in ds:
+        center = float(np.ravel(ds.WindowCenter)[0])
+        width = float(np.ravel(ds.WindowWidth)[0])
+        pixels = np.clip(pixels, center - width / 2, center + width / 2)
+    low, high = pixels.min(), pixels.max()
+    pixels = (pixels - low) / (high - low or 1.0) * 255.0
+    return 255.0 - pixels if ds.PhotometricInterpretation == "MONOCHROME1" else pixels
+
+
+def load_file(path, size=(320, 320)):
+    """One PNG, JPEG or DICOM file -> what `load_image` gives, for prediction on single files."""
+    kind, problem = sniff(path)
+    if problem:
+        raise ImageFileError(f"{path}: {problem}")
+    if kind == "dicom":
+        return tf.image.resize(tf.constant(read_dicom(path)[..., None], tf.float32), size)
+    return load_image(path, size, decoder_for([kind]))
+
+
 def standardize(image, mean=None, std=None):
     """Subtract `mean` and divide by `std` (+ EPSILON); without them, the image's own (samplewise)."""
     if mean is None:
@@ -156,6 +195,13 @@ def to_rgb(images):
 def preprocess(path, size=(320, 320), mean=None, std=None, decode=None):
     """One file -> the model's input for it, (height, width, 3): what every batch is made of."""
     return to_rgb(standardize(load_image(path, size, decode), mean, std))
+
+
+def preprocess_file(path, settings):
+    """One PNG, JPEG or DICOM file -> (model input (h, w, 3), gray image (h, w) on 0..255),
+    with a model's `settings` (see `preprocessing_for`)."""
+    gray = load_file(path, settings["size"])
+    return to_rgb(standardize(gray, settings["mean"], settings["std"])), gray[..., 0]
 
 
 def load_rows(paths, labels, prepare, shuffle=False, seed=0):
@@ -318,3 +364,31 @@ def get_test_and_valid_generator(valid_df, test_df, train_df, image_dir, x_col, 
     make = lambda df: ImageBatches(df, image_dir, x_col, y_cols, batch_size=batch_size, size=size,
                                    mean=mean, std=std, cache=cache)
     return make(valid_df), make(test_df)
+
+
+def preprocessing_for(model_path, train_df=None, image_dir=None, size=(320, 320), x_col="Image",
+                      sample_size=100, seed=1):
+    """The preprocessing a model was trained with: {"size", "mean", "std", "labels"}.
+
+    From `preprocessing.json` beside the model (written by `train`); for a model
+    without one (the course's `pretrained_model.h5`), the mean and std of a sample
+    of its training images, as `get_test_and_valid_generator` computes them.
+    """
+    import json
+
+    from .labels import LABELS
+
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "preprocessing.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        size = saved["image_size"]
+        return {"size": (size, size), "mean": saved["mean"], "std": saved["std"], "labels": saved["labels"],
+                "source": path}
+    if train_df is None or image_dir is None:
+        raise FileNotFoundError(f"no {path}: give the training table and its image folder (--train-csv) "
+                                "to compute the normalisation the model was trained with")
+    size = tuple(size)
+    mean, std = training_sample_stats(train_df, image_dir, x_col, sample_size, seed, size)
+    return {"size": size, "mean": mean, "std": std, "labels": list(LABELS),
+            "source": f"a sample of {min(sample_size, len(train_df))} training images"}

@@ -5,10 +5,15 @@ rare labels), so a point AUROC alone says little: every figure comes with a
 percentile interval over bootstrap replicates of the test set.
 """
 
+import os
+
 import numpy as np
 import pandas as pd
 
 from .labels import LABELS
+
+PUBLISHED = os.path.join(os.path.dirname(__file__), "tables", "published_auroc.csv")
+CHEXNEXT_N = 420  # images in the CheXNeXt comparison set (tables/README.md)
 
 
 def _auroc_weighted(y, score, weights):
@@ -90,3 +95,98 @@ def roc_figure(y_true, y_score, labels=LABELS, ax=None):
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curves (AUROC)")
     ax.legend(loc="lower right", fontsize="small")
     return ax.figure, aurocs
+
+
+def pr_auc(y_true, y_score):
+    """Average precision (area under the precision-recall curve) per class; NaN without positives."""
+    from sklearn.metrics import average_precision_score
+
+    y_true, y_score = np.asarray(y_true), np.asarray(y_score)
+    return np.array([average_precision_score(y_true[:, j], y_score[:, j]) if y_true[:, j].any() else np.nan
+                     for j in range(y_true.shape[1])])
+
+
+def metrics_table(y_true, y_score, labels=None, n_boot=10000, seed=0):
+    """`bootstrap_auroc`'s table with PR-AUC and prevalence beside it."""
+    table = bootstrap_auroc(y_true, y_score, n_boot=n_boot, seed=seed, labels=labels)
+    table.insert(3, "pr_auc", pr_auc(y_true, y_score))
+    table.insert(4, "prevalence", table["positives"] / table["n"])
+    return table
+
+
+def published():
+    """Published AUROCs per label: CheXNet 2017, CheXNeXt 2018 radiologists and algorithm with CIs."""
+    return pd.read_csv(PUBLISHED, index_col="label")
+
+
+def comparison_table(metrics):
+    """Our AUROC [95% CI] beside the published figures, with each test set's size in the header."""
+    def interval(value, low, high):
+        return "n/a" if np.isnan(value) else f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+    paper = published()
+    n = int(metrics["n"].iloc[0])
+    rows = {}
+    for label, ours in metrics.iterrows():
+        row = {f"ours (n={n}) AUROC [95% CI]": interval(ours["auroc"], ours["ci_low"], ours["ci_high"]),
+               "positives": int(ours["positives"])}
+        if label in paper.index:
+            ref = paper.loc[label]
+            row["CheXNet 2017"] = f"{ref['chexnet']:.3f}"
+            row[f"CheXNeXt radiologists (n={CHEXNEXT_N})"] = interval(
+                ref["chexnext_radiologists"], ref["chexnext_radiologists_low"], ref["chexnext_radiologists_high"])
+            row[f"CheXNeXt algorithm (n={CHEXNEXT_N})"] = interval(
+                ref["chexnext"], ref["chexnext_low"], ref["chexnext_high"])
+        rows[label] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("label")
+
+
+def evaluate(model, test_df, image_dir, settings, out, n_boot=10000, seed=0, batch_size=8, gallery=4):
+    """Predict the test table and write predictions.csv, metrics.csv, comparison.csv, roc.png
+    and a Grad-CAM gallery (gradcam/) of the `gallery` most confident true positives."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .data import ImageBatches
+
+    labels = settings["labels"]
+    os.makedirs(out, exist_ok=True)
+    batches = ImageBatches(test_df, image_dir, "Image", labels, batch_size=batch_size, size=settings["size"],
+                           mean=settings["mean"], std=settings["std"])
+    scores = model.predict(batches, verbose=0)
+    predictions = pd.DataFrame(scores, columns=labels)
+    predictions.insert(0, "Image", batches.filenames)
+    predictions.to_csv(os.path.join(out, "predictions.csv"), index=False)
+    metrics = metrics_table(batches.labels, scores, labels, n_boot=n_boot, seed=seed)
+    metrics.to_csv(os.path.join(out, "metrics.csv"))
+    comparison_table(metrics).to_csv(os.path.join(out, "comparison.csv"))
+    figure, _ = roc_figure(batches.labels, scores, labels)
+    figure.savefig(os.path.join(out, "roc.png"), dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    if gallery:
+        write_gallery(model, predictions, batches.labels, image_dir, settings, os.path.join(out, "gradcam"), gallery)
+    return metrics
+
+
+def write_gallery(model, predictions, y_true, image_dir, settings, out, count):
+    """Grad-CAM overlays for the `count` images whose best true-positive score is highest,
+    each for its true labels (at most 4): what the report shows."""
+    import matplotlib.pyplot as plt
+
+    from .explain import explain_files, gradcam_figure
+
+    labels = settings["labels"]
+    scores = predictions[labels].to_numpy()
+    best = np.where(y_true.astype(bool), scores, -1).max(axis=1)
+    chosen = [i for i in np.argsort(-best)[:count] if best[i] >= 0]
+    os.makedirs(out, exist_ok=True)
+    paths = [os.path.join(image_dir, predictions["Image"].iloc[i]) for i in chosen]
+    for i, path, (gray, heatmaps, probabilities) in zip(chosen, paths, explain_files(model, paths, settings, labels)):
+        shown = [j for j in np.argsort(-scores[i]) if y_true[i, j]][:4]
+        figure = gradcam_figure(gray, heatmaps[shown], [labels[j] for j in shown], probabilities[shown],
+                                title=os.path.basename(path))
+        figure.savefig(os.path.join(out, os.path.splitext(os.path.basename(path))[0] + ".png"), dpi=80,
+                       bbox_inches="tight")
+        plt.close(figure)

@@ -75,14 +75,18 @@ def render(rng, size, findings):
     return (np.clip(image, 0, 1) * 255).round().astype(np.uint8), masks
 
 
-def make_phantoms(out, n=400, seed=0, size=256):
-    """Write n phantoms (1 to 3 per patient) with masks, metadata and boxes under `out`."""
+def make_phantoms(out, n=400, seed=0, size=256, labels=PHANTOM_LABELS):
+    """Write n phantoms (1 to 3 per patient) with masks, metadata and boxes under `out`,
+    with findings drawn from `labels` (a subset of PHANTOM_LABELS)."""
+    unknown = set(labels) - set(PHANTOM_LABELS)
+    if unknown:
+        raise ValueError(f"phantoms cannot show {sorted(unknown)}; they show {PHANTOM_LABELS}")
     rng = np.random.default_rng(seed)
     os.makedirs(os.path.join(out, "images"), exist_ok=True)
     os.makedirs(os.path.join(out, "masks"), exist_ok=True)
     rows, boxes, patient, followup = [], [], 1, 0
     for _ in range(n):
-        findings = [label for label in PHANTOM_LABELS if rng.random() < PREVALENCE]
+        findings = [label for label in PHANTOM_LABELS if rng.random() < PREVALENCE and label in labels]
         name = f"phantom{patient:05d}_{followup:03d}.png"
         image, masks = render(rng, size, findings)
         Image.fromarray(image).save(os.path.join(out, "images", name))

@@ -1,0 +1,179 @@
+"""Explanation: Grad-CAM heatmaps for several classes at once, and how well they point at lesions.
+
+Grad-CAM (Selvaraju et al. 2017) weighs the feature maps of the last
+convolutional block by the mean gradient of a class score with respect to
+them. Only the part of the network after that block (here: pooling and the
+dense layer) lies between the feature maps and the scores, so the whole
+network runs forward once, and one batch Jacobian of the selected scores with
+respect to the feature maps gives every class's gradients. The course's
+`compute_gradcam` ran the full forward pass again for each class (bench/gradcam.py).
+
+Images go through `data.preprocess_file` with the model's own settings, the
+ones evaluation uses: the seed normalised Grad-CAM's input differently from
+its test generator.
+"""
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from .data import preprocess_file
+
+
+def feature_layer(model, layer_name=None):
+    """The named layer, or the last one with a 4-D (batch, h, w, channels) output."""
+    if layer_name:
+        return model.get_layer(layer_name)
+    for layer in reversed(model.layers):
+        if len(getattr(layer, "output", None).shape or ()) == 4:
+            return layer
+    raise ValueError(f"model {model.name!r} has no layer with a 4-D output to explain")
+
+
+def split_model(model, layer_name=None):
+    """(features, head): the model up to the feature layer Grad-CAM weighs, and the rest."""
+    layer = feature_layer(model, layer_name)
+    return keras.Model(model.input, layer.output), keras.Model(layer.output, model.output)
+
+
+def gradcam(models, images, classes):
+    """Heatmaps (batch, len(classes), h, w) in [0, 1] at the feature-map resolution, and predictions.
+
+    `models` comes from `split_model`; `classes` are output indices. The full
+    network runs forward once, outside the tape; only the head is differentiated.
+    """
+    features_model, head = models
+    features = features_model(tf.convert_to_tensor(images, tf.float32), training=False)
+    with tf.GradientTape() as tape:
+        tape.watch(features)
+        predictions = head(features, training=False)
+        scores = tf.gather(predictions, list(classes), axis=1)
+    gradients = tape.batch_jacobian(scores, features)  # (batch, classes, h, w, channels)
+    weights = tf.reduce_mean(gradients, axis=(2, 3))
+    maps = tf.nn.relu(tf.einsum("bhwc,bkc->bkhw", tf.cast(features, weights.dtype), weights))
+    peak = tf.reduce_max(maps, axis=(2, 3), keepdims=True)
+    return tf.math.divide_no_nan(maps, peak).numpy(), predictions.numpy()
+
+
+def gradcam_per_class(model, images, classes, layer_name=None):
+    """The course's way, one full forward and backward pass per class: the benchmark baseline."""
+    grad_model = keras.Model(model.input, [feature_layer(model, layer_name).output, model.output])
+    images = tf.convert_to_tensor(images, tf.float32)
+    maps = []
+    for k in classes:
+        with tf.GradientTape() as tape:
+            features, predictions = grad_model(images, training=False)
+            score = predictions[:, k]
+        gradients = tape.gradient(score, features)
+        weights = tf.reduce_mean(gradients, axis=(1, 2))
+        cam = tf.nn.relu(tf.einsum("bhwc,bc->bhw", features, weights))
+        maps.append(tf.math.divide_no_nan(cam, tf.reduce_max(cam, axis=(1, 2), keepdims=True)))
+    return tf.stack(maps, axis=1).numpy()
+
+
+def upsample(maps, size):
+    """Heatmaps (..., h, w) -> (..., size[0], size[1]), bilinear."""
+    lead = maps.shape[:-2]
+    flat = tf.reshape(maps, (-1, *maps.shape[-2:], 1))
+    return tf.reshape(tf.image.resize(flat, size), (*lead, *size)).numpy()
+
+
+def explain_files(model, paths, settings, labels, layer_name=None, batch_size=8):
+    """For each file: (gray image, heatmaps (len(labels), h, w) at the model's input size,
+    probabilities of all classes), in one pass per batch of files."""
+    models = split_model(model, layer_name)
+    classes = [settings["labels"].index(label) for label in labels]
+    for start in range(0, len(paths), batch_size):
+        loaded = [preprocess_file(path, settings) for path in paths[start:start + batch_size]]
+        maps, predictions = gradcam(models, tf.stack([x for x, _ in loaded]), classes)
+        maps = upsample(maps, settings["size"])
+        for (_, gray), heatmaps, probabilities in zip(loaded, maps, predictions):
+            yield gray.numpy(), heatmaps, probabilities
+
+
+def gradcam_figure(gray, heatmaps, labels, probabilities, title=None):
+    """The course's figure: the image, then one overlay per class titled with its probability."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(labels) + 1, figsize=(4 * (len(labels) + 1), 4.4))
+    axes[0].imshow(gray, cmap="gray")
+    axes[0].set_title(title or "Original")
+    for ax, label, heatmap, p in zip(axes[1:], labels, heatmaps, probabilities):
+        ax.imshow(gray, cmap="gray")
+        ax.imshow(heatmap, cmap="jet", alpha=0.4 * (heatmap.max() > 0), vmin=0, vmax=1)
+        ax.set_title(f"{label}: p={p:.3f}")
+    for ax in axes:
+        ax.axis("off")
+    figure.tight_layout()
+    return figure
+
+
+# ----------------------------------------------------------------------------
+# Does the heatmap point at the lesion?
+
+def otsu_threshold(values, bins=256):
+    """The threshold that maximises the between-class variance of a histogram (Otsu 1979)."""
+    counts, edges = np.histogram(np.ravel(values), bins=bins)
+    centers = (edges[:-1] + edges[1:]) / 2
+    weight_low = np.cumsum(counts)
+    weight_high = weight_low[-1] - weight_low
+    sum_low = np.cumsum(counts * centers)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_low = sum_low / weight_low
+        mean_high = (sum_low[-1] - sum_low) / weight_high
+        between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return float(edges[1:][np.nanargmax(between[:-1])]) if np.isfinite(between[:-1]).any() else float(edges[-1])
+
+
+def pointing_hit(heatmap, region):
+    """True when the heatmap's maximum lies inside the boolean `region`."""
+    return bool(region.flat[int(np.argmax(heatmap))])
+
+
+def otsu_iou(heatmap, region):
+    """IoU of the Otsu-thresholded heatmap with the boolean `region`."""
+    hot = heatmap > otsu_threshold(heatmap)
+    union = np.logical_or(hot, region).sum()
+    return float(np.logical_and(hot, region).sum() / union) if union else 0.0
+
+
+def box_mask(shape, x, y, w, h, scale=1.0):
+    """Boolean mask of a box given in the pixels of an image `scale` times smaller than `shape`."""
+    mask = np.zeros(shape, dtype=bool)
+    top, left = int(np.floor(y * scale)), int(np.floor(x * scale))
+    bottom, right = int(np.ceil((y + h) * scale)), int(np.ceil((x + w) * scale))
+    mask[max(top, 0):min(bottom, shape[0]), max(left, 0):min(right, shape[1])] = True
+    return mask
+
+
+def localize(model, boxes, image_dir, settings, box_size=1024, layer_name=None, batch_size=8):
+    """Pointing game and Otsu IoU for every box of `boxes` (columns Image, Label, x, y, w, h,
+    as `metadata.read_bboxes` gives) whose image and label the model has.
+
+    Boxes are in the pixels of the `box_size`-pixel square images they were drawn on
+    (1024 for NIH) and are scaled to the model's input. Returns (per box, per class).
+    """
+    import os
+
+    import pandas as pd
+
+    boxes = boxes[boxes["Label"].isin(settings["labels"])]
+    names = sorted(set(boxes["Image"]))
+    missing = [name for name in names if not os.path.exists(os.path.join(image_dir, name))]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} boxed image(s) not in {image_dir}, e.g. {missing[:3]}")
+    labels = sorted(set(boxes["Label"]), key=settings["labels"].index)
+    paths = [os.path.join(image_dir, name) for name in names]
+    rows = []
+    for name, (_, heatmaps, probabilities) in zip(names, explain_files(model, paths, settings, labels,
+                                                                      layer_name, batch_size)):
+        for box in boxes[boxes["Image"] == name].itertuples():
+            k = labels.index(box.Label)
+            region = box_mask(heatmaps[k].shape, box.x, box.y, box.w, box.h, heatmaps[k].shape[0] / box_size)
+            rows.append({"Image": name, "label": box.Label,
+                         "p": float(probabilities[settings["labels"].index(box.Label)]),
+                         "hit": pointing_hit(heatmaps[k], region), "iou": otsu_iou(heatmaps[k], region)})
+    per_box = pd.DataFrame(rows, columns=["Image", "label", "p", "hit", "iou"])
+    per_class = per_box.groupby("label", sort=False).agg(
+        hit_rate=("hit", "mean"), mean_iou=("iou", "mean"), boxes=("hit", "size"))
+    return per_box, per_class

@@ -1,0 +1,95 @@
+"""Grad-CAM: one pass equals the per-class loop, heatmaps land where the evidence is, localisation metrics."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import keras
+from PIL import Image
+
+from chestxray.explain import (box_mask, explain_files, gradcam, gradcam_per_class, localize, otsu_iou,
+                               otsu_threshold, pointing_hit, split_model)
+
+
+def random_cnn(n_classes=5, size=32):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="features")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(n_classes, activation="sigmoid")(x))
+
+
+def spot_model(size=32):
+    """Class 0 is the mean brightness, class 1 the mean darkness, of 4x4 cells: Grad-CAM of
+    class 0 must peak on the brightest cell and of class 1 on the darkest."""
+    inputs = keras.Input((size, size, 3))
+    cells = keras.layers.AveragePooling2D(4, name="cells")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(cells)
+    dense = keras.layers.Dense(2, activation="sigmoid")
+    model = keras.Model(inputs, dense(x))
+    dense.set_weights([np.array([[1.0, -1.0]] * 3, dtype="float32"), np.zeros(2, dtype="float32")])
+    return model
+
+
+def test_one_pass_equals_the_per_class_loop():
+    model = random_cnn()
+    images = np.random.default_rng(0).normal(size=(3, 32, 32, 3)).astype("float32")
+    maps, predictions = gradcam(split_model(model), images, [4, 0, 2])
+    loop = gradcam_per_class(model, images, [4, 0, 2])
+    assert maps.shape == (3, 3, 16, 16)
+    np.testing.assert_allclose(maps, loop, atol=1e-5)
+    np.testing.assert_allclose(predictions, model.predict(images, verbose=0), atol=1e-6)
+    assert maps.max() == pytest.approx(1.0) and maps.min() >= 0
+
+
+def test_heatmaps_peak_where_the_evidence_is_through_the_file_pipeline(tmp_path):
+    """Bright spot top right, dark spot bottom left: catches flipped, transposed or swapped maps."""
+    image = np.full((64, 64), 120, np.uint8)
+    image[8:16, 48:56] = 250   # rows 8..15, columns 48..55
+    image[40:48, 8:16] = 5
+    Image.fromarray(image).save(tmp_path / "spots.png")
+    settings = {"size": (32, 32), "mean": 120.0, "std": 60.0, "labels": ["bright", "dark"]}
+    (gray, heatmaps, probabilities), = explain_files(spot_model(), [str(tmp_path / "spots.png")], settings,
+                                                     ["bright", "dark"])
+    assert heatmaps.shape == (2, 32, 32) and gray.shape == (32, 32)
+    bright = np.unravel_index(np.argmax(heatmaps[0]), (32, 32))
+    dark = np.unravel_index(np.argmax(heatmaps[1]), (32, 32))
+    assert 4 <= bright[0] < 8 and 24 <= bright[1] < 28, bright
+    assert 20 <= dark[0] < 24 and 4 <= dark[1] < 8, dark
+    assert probabilities.shape == (2,)
+
+
+def test_otsu_separates_two_modes():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(0.2, 0.03, 1000), rng.normal(0.8, 0.03, 300)])
+    threshold = otsu_threshold(values)
+    assert (values[:1000] <= threshold).mean() > 0.99 and (values[1000:] > threshold).all()
+    flat = np.zeros(10)
+    assert not (flat > otsu_threshold(flat)).any()  # a flat map: nothing is hot
+
+
+def test_pointing_iou_and_box_scaling():
+    heatmap = np.zeros((32, 32))
+    heatmap[10:14, 20:24] = 1.0
+    heatmap[12, 22] = 1.5
+    box = box_mask((32, 32), 80, 40, 16, 16, scale=32 / 128)  # a 128 px box list scaled to 32 px
+    assert box[10:14, 20:24].all() and box.sum() == 16
+    assert pointing_hit(heatmap, box) and otsu_iou(heatmap, box) == pytest.approx(1.0)
+    assert not pointing_hit(heatmap, box_mask((32, 32), 0, 0, 8, 8))
+    assert otsu_iou(heatmap, box_mask((32, 32), 0, 0, 8, 8)) == 0.0
+
+
+def test_localize_scores_each_box(tmp_path):
+    image = np.full((64, 64), 120, np.uint8)
+    image[8:16, 48:56] = 250
+    Image.fromarray(image).save(tmp_path / "a.png")
+    boxes = pd.DataFrame({"Image": ["a.png", "a.png"], "Label": ["bright", "bright"],
+                          "x": [48 * 16, 0], "y": [8 * 16, 0], "w": [8 * 16, 128], "h": [8 * 16, 128]})
+    settings = {"size": (32, 32), "mean": 120.0, "std": 60.0, "labels": ["bright", "dark"]}
+    per_box, per_class = localize(spot_model(), boxes, str(tmp_path), settings, box_size=1024)
+    assert per_box["hit"].tolist() == [True, False]
+    assert per_box["iou"].iloc[0] >= 0.4 and per_box["iou"].iloc[1] == 0.0
+    assert per_class.loc["bright", "hit_rate"] == 0.5 and per_class.loc["bright", "boxes"] == 2
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        localize(spot_model(), boxes.assign(Image="missing.png"), str(tmp_path), settings)
