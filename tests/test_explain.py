@@ -1,5 +1,7 @@
 """Grad-CAM: one pass equals the per-class loop, heatmaps land where the evidence is, localisation metrics."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -93,3 +95,60 @@ def test_localize_scores_each_box(tmp_path):
     assert per_class.loc["bright", "hit_rate"] == 0.5 and per_class.loc["bright", "boxes"] == 2
     with pytest.raises(FileNotFoundError, match="missing.png"):
         localize(spot_model(), boxes.assign(Image="missing.png"), str(tmp_path), settings)
+
+
+def lesion_cnn(n_classes, weights, image_size):
+    """Small CNN for the phantom check. Global max pooling makes each score depend on where a lesion
+    is (multiple-instance style), so it learns lesions, not the average anatomy, within a minute;
+    group normalisation keeps training and test statistics alike under per-image standardisation."""
+    inputs = keras.Input((image_size, image_size, 3))
+    x = inputs
+    for filters in (16, 32, 64, 64):
+        x = keras.layers.Conv2D(filters, 3, padding="same")(x)
+        x = keras.layers.Activation("relu")(keras.layers.GroupNormalization(8)(x))
+        if filters != 64 or x.shape[1] > image_size // 8:
+            x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.GlobalMaxPooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(n_classes, activation="sigmoid")(x))
+
+
+def test_gradcam_points_at_phantom_lesions_after_a_minute_of_training(tmp_path):
+    """The explain path end to end: train, save, load, preprocess as evaluation does, Grad-CAM,
+    and compare the heatmap maximum with the lesion masks the phantoms were drawn with.
+
+    Scored on the labels with compact lesions of 9 px and more at 96 px (Cardiomegaly, Mass,
+    Pneumothorax). Nodules (2-3 px) and effusions (a band along the lung base) are drawn but not
+    scored: this one-minute model pointed inside 2% and 54% of them (bench/RESULTS.md), a limit of
+    the model, not of the wiring. A left-right flip of the same heatmaps must do much worse, so a
+    mirrored or transposed path fails this test."""
+    from chestxray.data import preprocessing_for
+    from chestxray.metadata import read_nih_metadata
+    from chestxray.model import load_model
+    from chestxray.phantoms import make_phantoms
+    from chestxray.splits import split_frame
+    from chestxray.train import train
+
+    labels = ["Cardiomegaly", "Mass", "Pneumothorax"]
+    metadata = make_phantoms(str(tmp_path), n=800, seed=0, size=96)
+    frames = split_frame(read_nih_metadata(metadata), fractions=[0.7, 0.1, 0.2], seed=0)
+    run = str(tmp_path / "run")
+    train(frames["train"], frames["valid"], str(tmp_path / "images"), run, epochs=25, batch_size=16, lr=2e-3,
+          image_size=96, cache="memory", model_fn=lesion_cnn, stop_patience=100, lr_patience=100, verbose=0)
+    model = load_model(os.path.join(run, "model.keras"))
+    settings = preprocessing_for(os.path.join(run, "model.keras"))
+    test = frames["test"]
+    paths = [str(tmp_path / "images" / name) for name in test["Image"]]
+    hits, flipped, which = [], [], []
+    for name, (_, heatmaps, _) in zip(test["Image"], explain_files(model, paths, settings, labels)):
+        for k, label in enumerate(labels):
+            mask_path = tmp_path / "masks" / f"{name[:-4]}_{label}.png"
+            if mask_path.exists():
+                mask = np.array(Image.open(mask_path)) > 0
+                hits.append(pointing_hit(heatmaps[k], mask))
+                flipped.append(pointing_hit(heatmaps[k][:, ::-1], mask))
+                which.append(label)
+    assert len(hits) >= 60, len(hits)
+    per_label = pd.Series(hits).groupby(np.array(which)).agg(["mean", "size"])
+    print(f"pointing game: {np.mean(hits):.3f} of {len(hits)} lesions, flipped {np.mean(flipped):.3f}\n{per_label}")
+    assert np.mean(hits) >= 0.8, f"{np.mean(hits):.2f} of {len(hits)} lesions"
+    assert np.mean(flipped) < 0.5, f"flipped heatmaps hit {np.mean(flipped):.2f}"
