@@ -152,3 +152,37 @@ def test_gradcam_points_at_phantom_lesions_after_a_minute_of_training(tmp_path):
     print(f"pointing game: {np.mean(hits):.3f} of {len(hits)} lesions, flipped {np.mean(flipped):.3f}\n{per_label}")
     assert np.mean(hits) >= 0.8, f"{np.mean(hits):.2f} of {len(hits)} lesions"
     assert np.mean(flipped) < 0.5, f"flipped heatmaps hit {np.mean(flipped):.2f}"
+
+
+def test_course_compute_gradcam_normalises_as_the_test_generator(dev_frame, nih, monkeypatch):
+    """The seed normalised Grad-CAM's input with another sample than its test generator; we do not."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import chestxray.explain
+    import util
+    from chestxray.data import preprocess_file
+    from chestxray.labels import LABELS
+
+    image_dir = os.path.join(nih, "images")
+    train_df, test_df = dev_frame.iloc[:300], dev_frame.iloc[300:304]
+    _, test = util.get_test_and_valid_generator(test_df, test_df, train_df, image_dir, "Image", LABELS,
+                                                target_w=64, target_h=64)
+    seen = {}
+    real = chestxray.explain.explain_files
+
+    def spy(model, paths, settings, labels, layer_name=None, batch_size=8):
+        seen.update(settings, labels=labels)
+        return real(model, paths, settings, labels, layer_name, batch_size)
+
+    monkeypatch.setattr(chestxray.explain, "explain_files", spy)
+    plt.close("all")
+    util.compute_gradcam(random_cnn(14, 64), test_df["Image"].iloc[0], image_dir, train_df, LABELS,
+                         ["Mass", "Edema"])
+    assert (seen["mean"], seen["std"]) == (test.mean, test.std)
+    x, _ = preprocess_file(os.path.join(image_dir, test_df["Image"].iloc[0]), seen)
+    np.testing.assert_allclose(x.numpy(), test[0][0][0], atol=1e-5)
+    titles = [ax.get_title() for ax in plt.gcf().axes]
+    assert len(titles) == 3 and titles[1].startswith("Mass: p=") and titles[2].startswith("Edema: p=")
