@@ -1,0 +1,105 @@
+"""The public tests pass the right answers and catch the usual wrong ones, with the course's output."""
+
+import numpy as np
+import pytest
+from keras import ops
+
+import public_tests
+from chestxray.losses import compute_class_freqs, get_weighted_loss
+from chestxray.splits import check_for_leakage
+
+
+def run(test, *args, capsys):
+    failures = test(*args)
+    return failures, capsys.readouterr().out
+
+
+def test_right_answers_pass_with_the_course_output(capsys):
+    failures, out = run(public_tests.check_for_leakage_test, check_for_leakage, capsys=capsys)
+    assert failures == [] and "All tests passed." in out
+    assert "Test Case 1" in out and "leakage output: True" in out and "leakage output: False" in out
+    failures, out = run(public_tests.compute_class_freqs_test, compute_class_freqs, capsys=capsys)
+    assert failures == [] and "All tests passed." in out
+    assert "Pos Freqs: [0.8 0.4 0.8]" in out and "Neg Freqs: [0.2 0.6 0.2]" in out
+    failures, out = run(public_tests.get_weighted_loss_test, get_weighted_loss, 1, capsys=capsys)
+    assert failures == [] and "All tests passed." in out
+    assert "L(y_pred_1) = -0.4956203" in out and "L(y_pred_2) = -0.4956203" in out
+
+
+def course_style_loss(pos_weights, neg_weights, epsilon=1e-7):
+    """What a student writes following the notebook: a loop over classes with keras.ops."""
+    def weighted_loss(y_true, y_pred):
+        loss = 0.0
+        for i in range(len(pos_weights)):
+            loss += ops.mean(-(pos_weights[i] * y_true[:, i] * ops.log(y_pred[:, i] + epsilon)
+                               + neg_weights[i] * (1 - y_true[:, i]) * ops.log(1 - y_pred[:, i] + epsilon)))
+        return loss
+    return weighted_loss
+
+
+def test_a_course_style_loss_passes(capsys):
+    failures, out = run(public_tests.get_weighted_loss_test, course_style_loss, 1, capsys=capsys)
+    assert failures == [] and "L(y_pred_1) = -0.4956203" in out
+
+
+LEAKAGE_MISTAKES = {
+    "returns the shared patients": lambda df1, df2, col: set(df1[col]) & set(df2[col]),
+    "returns their count": lambda df1, df2, col: len(set(df1[col]) & set(df2[col])),
+    "hard-coded column": lambda df1, df2, col: bool(set(df1["patient_id"]) & set(df2["patient_id"])),
+    "first rows only": lambda df1, df2, col: bool(set(df1[col][:3]) & set(df2[col][:3])),
+    "compares the index": lambda df1, df2, col: bool(set(df1.index) & set(df2.index)),
+    "always False": lambda df1, df2, col: False,
+}
+
+
+@pytest.mark.parametrize("mistake", LEAKAGE_MISTAKES)
+def test_leakage_mistakes_are_caught(mistake, capsys):
+    failures, out = run(public_tests.check_for_leakage_test, LEAKAGE_MISTAKES[mistake], capsys=capsys)
+    assert failures and "All tests passed." not in out and "Hint:" in out and ("Expected:" in out or "raised" in out)
+
+
+FREQ_MISTAKES = {
+    "wrong axis": lambda labels: (np.mean(labels, axis=1), 1 - np.mean(labels, axis=1)),
+    "N hard-coded to 5": lambda labels: (np.sum(labels, axis=0) / 5, 1 - np.sum(labels, axis=0) / 5),
+    "swapped": lambda labels: (1 - np.mean(labels, axis=0), np.mean(labels, axis=0)),
+    "counts, not frequencies": lambda labels: (np.sum(labels, axis=0), len(labels) - np.sum(labels, axis=0)),
+    "the course's values": lambda labels: (np.array([0.8, 0.4, 0.8]), np.array([0.2, 0.6, 0.2])),
+}
+
+
+@pytest.mark.parametrize("mistake", FREQ_MISTAKES)
+def test_frequency_mistakes_are_caught(mistake, capsys):
+    failures, out = run(public_tests.compute_class_freqs_test, FREQ_MISTAKES[mistake], capsys=capsys)
+    assert failures and "All tests passed." not in out and "Hint:" in out
+
+
+def loss_with(mistake):
+    def get(pos_weights, neg_weights, epsilon=1e-7):
+        def weighted_loss(y_true, y_pred):
+            w_p, w_n = (neg_weights, pos_weights) if mistake == "swapped weights" else (pos_weights, neg_weights)
+            eps = 0.0 if mistake == "no epsilon" else epsilon
+            classes = 3 if mistake == "3 classes hard-coded" else len(pos_weights)
+            reduce = ops.sum if mistake == "sum over examples" else ops.mean
+            loss = 0.0
+            for i in range(classes):
+                loss += reduce(-(w_p[i] * y_true[:, i] * ops.log(y_pred[:, i] + eps)
+                                 + w_n[i] * (1 - y_true[:, i]) * ops.log(1 - y_pred[:, i] + eps)))
+            if mistake == "mean over classes":
+                loss = loss / classes
+            return loss
+        return weighted_loss
+    return get
+
+
+@pytest.mark.parametrize("mistake", ["swapped weights", "no epsilon", "3 classes hard-coded",
+                                     "sum over examples", "mean over classes"])
+def test_loss_mistakes_are_caught(mistake, capsys):
+    failures, out = run(public_tests.get_weighted_loss_test, loss_with(mistake), 1, capsys=capsys)
+    assert failures and "All tests passed." not in out and "Hint:" in out
+
+
+def test_a_loss_that_raises_fails_and_says_where(capsys):
+    def broken(pos_weights, neg_weights, epsilon=1e-7):
+        return lambda y_true, y_pred: undefined_name  # noqa: F821
+    failures, out = run(public_tests.get_weighted_loss_test, broken, 1, capsys=capsys)
+    assert len(failures) == 6 and "NameError" in out and "All tests passed." not in out
