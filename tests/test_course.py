@@ -103,3 +103,16 @@ def test_a_loss_that_raises_fails_and_says_where(capsys):
         return lambda y_true, y_pred: undefined_name  # noqa: F821
     failures, out = run(public_tests.get_weighted_loss_test, broken, 1, capsys=capsys)
     assert len(failures) == 6 and "NameError" in out and "All tests passed." not in out
+
+
+def test_data_folder_splits_are_what_the_split_command_writes(nih, tmp_path):
+    import os
+
+    from chestxray.cli import main
+
+    main(["split", "--metadata", os.path.join(nih, "Data_Entry_2017_v2020.csv.gz"),
+          "--images", os.path.join(nih, "images"), "--out", str(tmp_path), "--sizes", "659,109,420"])
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for name in ("train.csv", "valid.csv", "test.csv"):
+        with open(os.path.join(root, "data", "nih", name), "rb") as committed, open(tmp_path / name, "rb") as made:
+            assert committed.read() == made.read(), f"data/nih/{name} differs from what `split` writes"
