@@ -208,6 +208,43 @@ def cmd_report(args):
     print(f"wrote {build_report(args.eval, args.out)}")
 
 
+def cmd_notebook(args):
+    from . import course
+
+    student, solution = course.build(args.source, None if args.check else args.student, args.solution)
+    if args.check:
+        with open(args.student, encoding="utf-8") as f:
+            if f.read() != student:
+                sys.exit(f"error: {args.student} differs from what {args.source} builds: "
+                         "run `python -m chestxray notebook` and commit it")
+        print(f"{args.student} is up to date with {args.source}")
+    else:
+        print(f"wrote {args.student} (student release) and {args.solution} (solutions)")
+    if args.execute:
+        parameters = dict(item.split("=", 1) for item in args.parameter or [])
+        parameters = {name: _literal(value) for name, value in parameters.items()}
+        executed = os.path.splitext(args.solution)[0] + ".executed.ipynb"
+        start = time.perf_counter()
+        course.execute(args.solution, executed, parameters, cwd=os.getcwd(), timeout=args.cell_timeout)
+        print(f"ran {args.solution} in {time.perf_counter() - start:.0f} s: {executed}")
+
+
+def _literal(text):
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def cmd_grade(args):
+    from .course import grade
+
+    table = grade(args.submissions, args.out, timeout=args.timeout, memory_mb=args.memory_mb)
+    print(f"wrote {args.out}: {len(table)} submission(s)")
+
+
 def _model_arguments(p, model_default=None):
     p.add_argument("--model", required=model_default is None, default=model_default,
                    help="a .keras file from `train`, or weights of the whole model (.h5)"
@@ -310,6 +347,24 @@ def build_parser():
     p.add_argument("--eval", required=True, help="the folder `evaluate` wrote")
     p.add_argument("--out", default="report.html")
     p.set_defaults(run=cmd_report)
+
+    p = sub.add_parser("notebook", help="build the student and solution notebooks from the course source")
+    p.add_argument("--source", default=os.path.join("course", "C1W1_Assignment.py"))
+    p.add_argument("--student", default="C1W1_Assignment.ipynb")
+    p.add_argument("--solution", default=os.path.join("build", "C1W1_Assignment_solution.ipynb"))
+    p.add_argument("--check", action="store_true", help="fail if the committed student notebook is out of date")
+    p.add_argument("--run", dest="execute", action="store_true", help="then execute the solution notebook headless")
+    p.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE",
+                   help="set a parameter of the notebook's parameters cell (with --run)")
+    p.add_argument("--cell-timeout", type=int, default=900)
+    p.set_defaults(run=cmd_notebook)
+
+    p = sub.add_parser("grade", help="grade a folder of student notebooks: a score per exercise")
+    p.add_argument("submissions", help="folder of .ipynb files")
+    p.add_argument("--out", default="grades.csv")
+    p.add_argument("--timeout", type=int, default=60, help="seconds per cell and per test")
+    p.add_argument("--memory-mb", type=int, default=2048, help="address-space cap of each grading process")
+    p.set_defaults(run=cmd_grade)
 
     p = sub.add_parser("demo", help="split and train, on NIH images if CHESTXRAY_NIH is set, else on phantoms")
     p.add_argument("--out", default="out/demo")

@@ -182,7 +182,7 @@ def test_bad_files_are_named_before_any_work(nih, tmp_path):
     message = str(error.value)
     assert message.startswith("5 of 6 image file(s) cannot be used")
     for name, why in [("missing.png", "missing"), ("empty.png", "empty"), ("cut.png", "truncated PNG"),
-                      ("text.png", "not a PNG or JPEG"), ("cut.jpg", "truncated JPEG")]:
+                      ("text.png", "not a PNG, JPEG or DICOM"), ("cut.jpg", "truncated JPEG")]:
         assert f"{name} ({why}" in message
     assert "good.png" not in message
 

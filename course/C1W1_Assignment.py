@@ -1,0 +1,512 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Chest X-ray diagnosis with deep learning
+#
+# In this assignment you build a classifier that looks at a chest X-ray and gives,
+# for each of 14 pathologies, the probability that it is present. You will:
+#
+# - prepare the NIH ChestX-ray14 data so that no patient sits in two data sets;
+# - feed the images to the model through an input pipeline;
+# - measure the class imbalance and write a loss that corrects for it;
+# - adapt a pretrained DenseNet121 and train it;
+# - evaluate it with ROC curves and AUROC, with confidence intervals;
+# - look at where it "looks" with Grad-CAM.
+#
+# Three exercises are graded: `check_for_leakage` (exercise 1),
+# `compute_class_freqs` (exercise 2) and `get_weighted_loss` (exercise 3).
+# Write your code between `### START CODE HERE` and `### END CODE HERE` only,
+# replacing each `None`, and do not edit the cells marked `UNQ_C`... beyond that.
+# A test cell after each exercise tells you whether it is right.
+
+# %% [markdown]
+# ## Parameters
+#
+# Where the data and the models are, and how much training to do. The defaults
+# run on the course's images in `data/nih/`; change them here (or pass them with
+# papermill) to run on your own copy, or on the full data set.
+
+# %% tags=["parameters"]
+DATA_DIR = "data/nih"             # train.csv, valid.csv, test.csv
+IMAGE_DIR = "data/nih/images"     # the PNG images those tables name
+MODEL_DIR = "models/nih"          # densenet.hdf5 and pretrained_model.h5, if you have them
+RUN_DIR = "runs/course"           # where training writes its checkpoints and logs
+IMAGE_SIZE = 320                  # pixels per side of the model's input
+BATCH_SIZE = 8
+SHORT_RUN_STEPS = 5               # batches in the first, short training run (section 4)
+EPOCHS = 1                        # epochs of the full training run (section 4.1)
+N_BOOT = 10000                    # bootstrap replicates for the confidence intervals
+
+# %% [markdown]
+# ## 1. Import packages
+#
+# - `numpy` and `pandas` for the tables, `matplotlib` and `seaborn` for plots;
+# - `keras` (version 3, on TensorFlow) for the model;
+# - `util`, the course's helpers, and the `chestxray` library under them, which
+#   you can read to see how each step is done;
+# - `public_tests`, the checks of your exercises.
+
+# %%
+import os
+
+import keras
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from keras import ops
+
+import util
+from chestxray import evaluate, train as training
+from chestxray.model import build_model, load_model
+from public_tests import check_for_leakage_test, compute_class_freqs_test, get_weighted_loss_test
+
+keras.utils.set_random_seed(0)
+
+# %% [markdown]
+# ## 2. Load the datasets
+#
+# The NIH ChestX-ray14 data set holds 112,120 frontal chest X-rays of 30,805
+# patients. Each image carries labels for 14 pathologies, mined from its
+# radiology report by text processing: they are good but not perfect.
+#
+# This course uses 1,188 of those images. The instructor split them by patient
+# (`python -m chestxray split`) into:
+#
+# - `train.csv`: images to train the model;
+# - `valid.csv`: images to tune the training (when to lower the learning rate, when to stop);
+# - `test.csv`: images to measure the final model, 420 of them, as in the CheXNeXt study.
+#
+# ### 2.1 Loading the data
+
+# %%
+train_df = pd.read_csv(os.path.join(DATA_DIR, "train.csv"))
+valid_df = pd.read_csv(os.path.join(DATA_DIR, "valid.csv"))
+test_df = pd.read_csv(os.path.join(DATA_DIR, "test.csv"))
+print(f"{len(train_df)} training, {len(valid_df)} validation and {len(test_df)} test images")
+train_df.head()
+
+# %% [markdown]
+# Each row is an image: its file name, a 0/1 column per pathology, and the
+# patient. The 14 labels, in the order the model outputs them:
+
+# %%
+labels = util.LABELS
+print(labels)
+
+# %% [markdown]
+# ### 2.2 Preventing data leakage
+#
+# A patient may have several X-rays, taken at different visits. If one of them is
+# in the training set and another in the test set, the model may recognise the
+# *patient* (the shape of the ribs, a pacemaker) rather than the disease, and the
+# test scores come out too good. This is **data leakage**: the test set must hold
+# patients the model has never seen.
+#
+# ### Exercise 1: checking for leakage
+#
+# Write a function that says whether any patient appears in both of two data
+# sets.
+#
+# <details><summary><b>Hints</b></summary>
+#
+# - `set(df[patient_col])` is the set of patients of a frame.
+# - `a.intersection(b)` (or `a & b`) keeps what two sets share.
+# - An empty set counts as false in an `if`; `len(s) > 0` is a bool.
+# </details>
+
+# %%
+# UNQ_C1 (UNIQUE CELL IDENTIFIER, DO NOT EDIT)
+def check_for_leakage(df1, df2, patient_col):
+    """
+    Return True if any patient is in both df1 and df2.
+
+    Args:
+        df1 (dataframe): dataframe describing the first data set
+        df2 (dataframe): dataframe describing the second data set
+        patient_col (str): name of the column with the patient IDs
+
+    Returns:
+        leakage (bool): True if there is leakage, otherwise False
+    """
+    ### START CODE HERE (REPLACE INSTANCES OF 'None' with your code) ###
+    df1_patients_unique = set(df1[patient_col])
+    df2_patients_unique = set(df2[patient_col])
+    # the patients present in both data sets
+    patients_in_both_groups = df1_patients_unique.intersection(df2_patients_unique)
+    # True if there is at least one patient in both
+    leakage = len(patients_in_both_groups) > 0
+    ### END CODE HERE ###
+    return leakage
+
+
+# %%
+### do not edit this code cell
+check_for_leakage_test(check_for_leakage)
+
+# %% [markdown]
+# **Expected output:** the two test cases print `leakage output: True` and
+# `leakage output: False`, then `All tests passed.`
+#
+# Now check the course's splits:
+
+# %%
+print(f"leakage between train and valid: {check_for_leakage(train_df, valid_df, 'PatientId')}")
+print(f"leakage between train and test: {check_for_leakage(train_df, test_df, 'PatientId')}")
+print(f"leakage between valid and test: {check_for_leakage(valid_df, test_df, 'PatientId')}")
+
+# %% [markdown]
+# **Expected output:** `False` three times. (The original version of this
+# course shipped training and validation files that shared patients, and this
+# check printed `True` for them; our splits are made by patient, so there is
+# none.)
+#
+# ### 2.3 Preparing the images
+#
+# The model needs every image at the same size, as numbers of a similar scale.
+# `util.get_train_generator` and `util.get_test_and_valid_generator` build the
+# input pipeline on `tf.data`: they read and decode the PNG files on all cores,
+# resize them to `IMAGE_SIZE` pixels, normalise them, and repeat the single gray
+# channel three times, because DenseNet121 was designed for colour images.
+#
+# - Training images are normalised each by its own mean and standard deviation.
+# - Validation and test images are normalised with the mean and standard
+#   deviation of a sample of 100 *training* images. In use, the model sees one
+#   image at a time: nothing about the test set may be learned from it, and
+#   batch statistics of test images are not available.
+
+# %%
+train_generator = util.get_train_generator(train_df, IMAGE_DIR, "Image", labels, batch_size=BATCH_SIZE,
+                                           target_w=IMAGE_SIZE, target_h=IMAGE_SIZE)
+valid_generator, test_generator = util.get_test_and_valid_generator(
+    valid_df, test_df, train_df, IMAGE_DIR, "Image", labels, batch_size=BATCH_SIZE,
+    target_w=IMAGE_SIZE, target_h=IMAGE_SIZE)
+print(f"{len(train_generator)} training batches of {BATCH_SIZE}")
+
+# %% [markdown]
+# A look at one training image after preprocessing: its values are centred on 0.
+
+# %%
+x, y = train_generator[0]
+plt.imshow(x[0, :, :, 0], cmap="gray")
+plt.title(", ".join(label for label, value in zip(labels, y[0]) if value) or "No Finding")
+plt.axis("off")
+plt.show()
+print(f"mean {x[0].mean():.3f}, standard deviation {x[0].std():.3f}, shape {x.shape}")
+
+# %% [markdown]
+# ## 3. Model development
+#
+# ### 3.1 Class imbalance
+#
+# Most X-rays show none of a given pathology. Here is the share of training
+# images with each label:
+
+# %%
+plt.figure(figsize=(10, 4))
+sns.barplot(x=labels, y=np.mean(train_generator.labels, axis=0), color="steelblue")
+plt.xticks(rotation=90)
+plt.ylabel("share of training images")
+plt.show()
+
+# %% [markdown]
+# With the ordinary binary cross-entropy, a rare label's many negative examples
+# outweigh its few positive ones: the model lowers its loss most by predicting
+# "absent" for it almost always. For each class, the loss of an example is
+#
+# $$\mathcal{L}_{cross-entropy}(x) = -\big(y \log f(x) + (1-y) \log(1-f(x))\big),$$
+#
+# where $f(x)$ is the model's probability and $y$ the label. Summed over a data
+# set, the positives of a class contribute $freq_{p} \times$ their mean loss and
+# the negatives $freq_{n} \times$ theirs, with
+#
+# $$freq_{p} = \frac{\text{number of positive examples}}{N}, \qquad
+# freq_{n} = \frac{\text{number of negative examples}}{N}.$$
+#
+# ### Exercise 2: class frequencies
+#
+# Compute both frequencies for every label of a label matrix.
+#
+# <details><summary><b>Hints</b></summary>
+#
+# - `labels` has one row per example and one column per class.
+# - Summing a 0/1 column counts its positives: `np.sum(labels, axis=0)` does all columns at once.
+# - $N$ is the number of rows, `labels.shape[0]`; do not write a number.
+# </details>
+
+# %%
+# UNQ_C2 (UNIQUE CELL IDENTIFIER, DO NOT EDIT)
+def compute_class_freqs(labels):
+    """
+    Compute positive and negative frequencies for each class.
+
+    Args:
+        labels (np.array): matrix of labels, size (num_examples, num_classes)
+    Returns:
+        positive_frequencies (np.array): frequency of positives per class, size (num_classes)
+        negative_frequencies (np.array): frequency of negatives per class, size (num_classes)
+    """
+    ### START CODE HERE (REPLACE INSTANCES OF 'None' with your code) ###
+    # total number of examples (rows)
+    N = labels.shape[0]
+    positive_frequencies = np.sum(labels, axis=0) / N
+    negative_frequencies = 1 - positive_frequencies
+    ### END CODE HERE ###
+    return positive_frequencies, negative_frequencies
+
+
+# %%
+### do not edit this code cell
+compute_class_freqs_test(compute_class_freqs)
+
+# %% [markdown]
+# **Expected output:** `Pos Freqs: [0.8 0.4 0.8]`, `Neg Freqs: [0.2 0.6 0.2]`
+# and `All tests passed.`
+#
+# The frequencies of our training set, and how much the positives and the
+# negatives of each class weigh in the loss:
+
+# %%
+freq_pos, freq_neg = compute_class_freqs(train_generator.labels)
+contributions = pd.DataFrame({"Class": labels * 2,
+                              "Label": ["Positive"] * len(labels) + ["Negative"] * len(labels),
+                              "Value": np.concatenate([freq_pos, freq_neg])})
+plt.figure(figsize=(10, 4))
+sns.barplot(x="Class", y="Value", hue="Label", data=contributions)
+plt.xticks(rotation=90)
+plt.title("contribution to the loss, unweighted")
+plt.show()
+
+# %% [markdown]
+# Weighting each class's positives by $w_{pos} = freq_{n}$ and its negatives by
+# $w_{neg} = freq_{p}$ makes both contribute the same:
+# $w_{pos} \times freq_{p} = w_{neg} \times freq_{n}$.
+
+# %%
+pos_weights, neg_weights = freq_neg, freq_pos
+contributions["Value"] = np.concatenate([freq_pos * pos_weights, freq_neg * neg_weights])
+plt.figure(figsize=(10, 4))
+sns.barplot(x="Class", y="Value", hue="Label", data=contributions)
+plt.xticks(rotation=90)
+plt.title("contribution to the loss, weighted")
+plt.show()
+
+# %% [markdown]
+# ### Exercise 3: the weighted loss
+#
+# The weighted loss of class $i$ over a batch is the mean, over its examples, of
+#
+# $$-\big(w_{pos,i}\, y \log(f(x) + \epsilon) + w_{neg,i}\, (1 - y) \log(1 - f(x) + \epsilon)\big),$$
+#
+# and the loss of the batch is the sum of these means over the classes. The
+# small $\epsilon$ keeps the logarithm finite when a probability is exactly 0 or 1.
+#
+# Complete `weighted_loss` inside `get_weighted_loss`. Use Keras' tensor
+# operations so that it runs inside the model's training step:
+# `ops.mean` and `ops.log` (`from keras import ops`). `y_true[:, i]` is the
+# column of class `i`.
+
+# %%
+# UNQ_C3 (UNIQUE CELL IDENTIFIER, DO NOT EDIT)
+def get_weighted_loss(pos_weights, neg_weights, epsilon=1e-7):
+    """
+    Return a weighted loss function given negative and positive weights.
+
+    Args:
+        pos_weights (np.array): positive weight of each class, size (num_classes)
+        neg_weights (np.array): negative weight of each class, size (num_classes)
+        epsilon (float): added inside the logarithms
+
+    Returns:
+        weighted_loss (function): weighted loss function
+    """
+    def weighted_loss(y_true, y_pred):
+        """
+        Return the weighted loss value.
+
+        Args:
+            y_true (Tensor): true labels, size (num_examples, num_classes)
+            y_pred (Tensor): predicted probabilities, size (num_examples, num_classes)
+        Returns:
+            loss (float): the sum over classes of each class's mean weighted loss
+        """
+        y_true = ops.cast(y_true, "float32")
+        # initialize loss to zero
+        loss = 0.0
+        ### START CODE HERE (REPLACE INSTANCES OF 'None' with your code) ###
+        for i in range(len(pos_weights)):
+            # for each class, add the mean weighted loss of that class
+            loss += ops.mean(-(pos_weights[i] * y_true[:, i] * ops.log(y_pred[:, i] + epsilon)
+                               + neg_weights[i] * (1 - y_true[:, i]) * ops.log(1 - y_pred[:, i] + epsilon)))
+        ### END CODE HERE ###
+        return loss
+    return weighted_loss
+
+
+# %% [markdown]
+# The test uses a large epsilon so that a missing or misplaced epsilon shows.
+
+# %%
+# To pass the tests, set epsilon = 1
+epsilon = 1
+
+### do not edit anything below
+get_weighted_loss_test(get_weighted_loss, epsilon)
+
+# %% [markdown]
+# **Expected output:** `L(y_pred_1) = -0.4956203`, `L(y_pred_2) = -0.4956203`,
+# a difference of 0, and `All tests passed.`
+#
+# ### 3.2 DenseNet121
+#
+# DenseNet121 is a convolutional network in which each layer receives the
+# feature maps of all the layers before it in its block. We take its
+# convolutional part, trained on ImageNet when the weights are available, and
+# add two layers:
+#
+# 1. a `GlobalAveragePooling2D` layer, which averages each feature map into one number;
+# 2. a `Dense` layer with a sigmoid per label, which gives the 14 probabilities.
+#
+# The ImageNet weights come from `MODEL_DIR/densenet.hdf5` when it is there
+# (see `models/nih/README.md`); otherwise the network starts from random
+# weights, and a short training run will learn little.
+
+# %%
+base_weights = os.path.join(MODEL_DIR, "densenet.hdf5")
+base_weights = base_weights if os.path.exists(base_weights) else None
+print(f"DenseNet121 base weights: {base_weights or 'random (no densenet.hdf5 found)'}")
+model = build_model(len(labels), weights=base_weights, image_size=IMAGE_SIZE)
+model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=get_weighted_loss(pos_weights, neg_weights))
+print(f"{model.count_params():,} parameters")
+
+# %% [markdown]
+# ## 4. Training
+#
+# A first, short run: a few batches, to see the loss go down. `model.fit`
+# takes the generators directly.
+
+# %%
+history = model.fit(train_generator, validation_data=valid_generator, steps_per_epoch=SHORT_RUN_STEPS,
+                    validation_steps=2, epochs=1, verbose=2)
+
+# %% [markdown]
+# ### 4.1 Training on the larger data set, with callbacks
+#
+# A real training run watches the validation loss and reacts to it. Keras
+# callbacks run at the end of every epoch:
+#
+# - `ModelCheckpoint` saves the model whenever the validation loss improves, so
+#   the best epoch is kept even if later ones get worse;
+# - `TensorBoard` logs the losses for the TensorBoard viewer
+#   (`tensorboard --logdir RUN_DIR/logs`);
+# - `ReduceLROnPlateau` divides the learning rate by 10 when the validation loss
+#   stops improving;
+# - `EarlyStopping` stops when it has not improved for a few epochs, and goes
+#   back to the best weights.
+#
+# `chestxray.train.train` sets them up, with the weighted loss and the same
+# input pipeline, and can resume a run that was stopped. On two CPU cores an
+# epoch over our training images takes several minutes; on the full data set,
+# train on a GPU (see the README). It writes `model.keras`, the loss curves and
+# `preprocessing.json` into `RUN_DIR`.
+
+# %%
+model = training.train(train_df, valid_df, IMAGE_DIR, RUN_DIR, epochs=EPOCHS, batch_size=BATCH_SIZE,
+                       image_size=IMAGE_SIZE, weights=base_weights, verbose=2)
+pd.read_csv(os.path.join(RUN_DIR, "history.csv"))
+
+# %% [markdown]
+# A few epochs on a few hundred images cannot make a good model. The course
+# provides one trained on the full data set, `MODEL_DIR/pretrained_model.h5`;
+# if you have it, the next cell loads it for the evaluation, otherwise we
+# evaluate the model just trained.
+
+# %%
+pretrained = os.path.join(MODEL_DIR, "pretrained_model.h5")
+if os.path.exists(pretrained) and IMAGE_SIZE == 320:
+    model = load_model(pretrained)
+    print(f"evaluating {pretrained}")
+else:
+    print(f"evaluating the model trained above ({pretrained} not found)")
+
+# %% [markdown]
+# ## 5. Prediction and evaluation
+#
+# The model's probabilities for every test image, in the order of `test.csv`:
+
+# %%
+predicted_vals = model.predict(test_generator, verbose=0)
+print(predicted_vals.shape)
+
+# %% [markdown]
+# ### 5.1 ROC curve and AUROC
+#
+# For one label, the ROC curve plots the true positive rate against the false
+# positive rate as the decision threshold moves from 1 to 0. The area under it,
+# the AUROC, is the probability that a random positive image gets a higher score
+# than a random negative one: 0.5 is chance, 1 is perfect. A curve further to
+# the top left has more area under it.
+
+# %%
+auc_rocs = util.get_roc_curve(labels, predicted_vals, test_generator)
+
+# %% [markdown]
+# With 420 test images, some labels have only a handful of positive cases, and
+# their AUROC could move a lot with another sample of patients. The CheXNeXt
+# study (Rajpurkar et al. 2018) gave each AUROC a 95% confidence interval from
+# 10,000 bootstrap replicates of the test set; we do the same.
+
+# %%
+metrics = evaluate.metrics_table(test_generator.labels, predicted_vals, labels, n_boot=N_BOOT)
+metrics[["auroc", "ci_low", "ci_high", "pr_auc", "positives", "note"]].round(3)
+
+# %% [markdown]
+# Beside the published results: CheXNet (Rajpurkar et al. 2017), and the
+# radiologists and the algorithm of CheXNeXt, measured on other test sets.
+# Compare the intervals, not the digits: a small test set gives wide intervals.
+
+# %%
+evaluate.comparison_table(metrics)
+
+# %% [markdown]
+# ### 5.2 Visualising what the model learned with Grad-CAM
+#
+# Deep networks are hard to interpret. Class activation maps show which regions
+# of an image weigh most in a prediction. Grad-CAM weighs the feature maps of
+# the last convolutional block by how much each one moves a class's score (its
+# mean gradient), and adds them up into a heatmap over the image.
+#
+# A heatmap does not explain the reasoning behind a probability; it is a check
+# that a radiologist can use to see whether a finding rests on the right part of
+# the image. `util.compute_gradcam` normalises the image exactly as the test
+# generator does, and computes the maps of all the chosen labels at once.
+#
+# The 4 labels with the best AUROC:
+
+# %%
+labels_to_show = list(np.take(labels, np.argsort(np.nan_to_num(auc_rocs, nan=0.0))[::-1])[:4])
+print(labels_to_show)
+
+# %%
+for image in test_df["Image"][:3]:
+    util.compute_gradcam(model, image, IMAGE_DIR, train_df, labels, labels_to_show)
+
+# %% [markdown]
+# ## Congratulations!
+#
+# You have prepared leakage-free data, corrected the class imbalance in the
+# loss, trained a DenseNet121, measured it with honest intervals and looked at
+# where it looks. The `chestxray` package does each of these steps at scale:
+# see its README for training on the full data set and for the `evaluate`,
+# `gradcam`, `localize` and `report` commands.
