@@ -157,12 +157,7 @@ def cmd_predict(args):
 
 
 def cmd_gradcam(args):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .explain import explain_files, gradcam_figure
+    from .explain import explain_files, save_overlays
 
     model, settings = _model_and_settings(args)
     labels = settings["labels"]
@@ -173,12 +168,9 @@ def cmd_gradcam(args):
     os.makedirs(args.out, exist_ok=True)
     paths = [os.path.join(args.image_dir, name) for name in args.images]
     for path, (gray, heatmaps, probabilities) in zip(paths, explain_files(model, paths, settings, labels)):
-        shown = [labels.index(k) for k in chosen] if chosen else list(np.argsort(-probabilities)[:args.top])
-        figure = gradcam_figure(gray, heatmaps[shown], [labels[j] for j in shown], probabilities[shown],
-                                title=os.path.basename(path))
+        shown = [labels.index(k) for k in chosen] if chosen else np.argsort(-probabilities)[:args.top]
         target = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0] + "_gradcam.png")
-        figure.savefig(target, dpi=80, bbox_inches="tight")
-        plt.close(figure)
+        save_overlays(target, gray, heatmaps, probabilities, labels, shown, title=os.path.basename(path))
         print(f"wrote {target}")
 
 

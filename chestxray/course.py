@@ -134,8 +134,9 @@ COURSE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # pub
 PRELUDE = {"UNQ_C1": "import numpy as np\nimport pandas as pd\n",
            "UNQ_C2": "import numpy as np\nimport pandas as pd\n",
            "UNQ_C3": "import numpy as np\nimport pandas as pd\nimport keras\nfrom keras import ops\n"}
-CALLS = {"UNQ_C1": "check_for_leakage_test({f})", "UNQ_C2": "compute_class_freqs_test({f})",
-         "UNQ_C3": "get_weighted_loss_test({f}, 1)"}
+CALLS = {"UNQ_C1": "check_for_leakage_test({f}, return_failures=True)",
+         "UNQ_C2": "compute_class_freqs_test({f}, return_failures=True)",
+         "UNQ_C3": "get_weighted_loss_test({f}, 1, return_failures=True)"}
 RESULT = "@@grade@@"
 
 

@@ -144,10 +144,7 @@ def comparison_table(metrics):
 def evaluate(model, test_df, image_dir, settings, out, n_boot=10000, seed=0, batch_size=8, gallery=4):
     """Predict the test table and write predictions.csv, metrics.csv, comparison.csv, roc.png
     and a Grad-CAM gallery (gradcam/) of the `gallery` most confident true positives."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a notebook's figures must keep their backend
 
     from .data import ImageBatches
 
@@ -162,9 +159,8 @@ def evaluate(model, test_df, image_dir, settings, out, n_boot=10000, seed=0, bat
     metrics = metrics_table(batches.labels, scores, labels, n_boot=n_boot, seed=seed)
     metrics.to_csv(os.path.join(out, "metrics.csv"))
     comparison_table(metrics).to_csv(os.path.join(out, "comparison.csv"))
-    figure, _ = roc_figure(batches.labels, scores, labels)
+    figure, _ = roc_figure(batches.labels, scores, labels, ax=Figure(figsize=(7, 7)).subplots())
     figure.savefig(os.path.join(out, "roc.png"), dpi=100, bbox_inches="tight")
-    plt.close(figure)
     if gallery:
         write_gallery(model, predictions, batches.labels, image_dir, settings, os.path.join(out, "gradcam"), gallery)
     return metrics
@@ -173,9 +169,7 @@ def evaluate(model, test_df, image_dir, settings, out, n_boot=10000, seed=0, bat
 def write_gallery(model, predictions, y_true, image_dir, settings, out, count):
     """Grad-CAM overlays for the `count` images whose best true-positive score is highest,
     each for its true labels (at most 4): what the report shows."""
-    import matplotlib.pyplot as plt
-
-    from .explain import explain_files, gradcam_figure
+    from .explain import explain_files, save_overlays
 
     labels = settings["labels"]
     scores = predictions[labels].to_numpy()
@@ -184,9 +178,7 @@ def write_gallery(model, predictions, y_true, image_dir, settings, out, count):
     os.makedirs(out, exist_ok=True)
     paths = [os.path.join(image_dir, predictions["Image"].iloc[i]) for i in chosen]
     for i, path, (gray, heatmaps, probabilities) in zip(chosen, paths, explain_files(model, paths, settings, labels)):
+        name = os.path.basename(path)
         shown = [j for j in np.argsort(-scores[i]) if y_true[i, j]][:4]
-        figure = gradcam_figure(gray, heatmaps[shown], [labels[j] for j in shown], probabilities[shown],
-                                title=os.path.basename(path))
-        figure.savefig(os.path.join(out, os.path.splitext(os.path.basename(path))[0] + ".png"), dpi=80,
-                       bbox_inches="tight")
-        plt.close(figure)
+        save_overlays(os.path.join(out, os.path.splitext(name)[0] + ".png"), gray, heatmaps, probabilities, labels,
+                      shown, title=name)

@@ -91,11 +91,17 @@ def explain_files(model, paths, settings, labels, layer_name=None, batch_size=8)
             yield gray.numpy(), heatmaps, probabilities
 
 
-def gradcam_figure(gray, heatmaps, labels, probabilities, title=None):
-    """The course's figure: the image, then one overlay per class titled with its probability."""
-    import matplotlib.pyplot as plt
+def gradcam_figure(gray, heatmaps, labels, probabilities, title=None, figure=None):
+    """The course's figure: the image, then one overlay per class titled with its probability.
 
-    figure, axes = plt.subplots(1, len(labels) + 1, figsize=(4 * (len(labels) + 1), 4.4))
+    On a new pyplot figure (to show in a notebook), or on `figure` (to save to a file).
+    """
+    if figure is None:
+        import matplotlib.pyplot as plt
+
+        figure = plt.figure()
+    figure.set_size_inches(4 * (len(labels) + 1), 4.4)
+    axes = figure.subplots(1, len(labels) + 1)
     axes[0].imshow(gray, cmap="gray")
     axes[0].set_title(title or "Original")
     for ax, label, heatmap, p in zip(axes[1:], labels, heatmaps, probabilities):
@@ -106,6 +112,16 @@ def gradcam_figure(gray, heatmaps, labels, probabilities, title=None):
         ax.axis("off")
     figure.tight_layout()
     return figure
+
+
+def save_overlays(path, gray, heatmaps, probabilities, labels, shown, title=None, dpi=80):
+    """Write the figure of the classes `shown` (indices into `labels`, heatmaps and probabilities)."""
+    from matplotlib.figure import Figure  # no pyplot: a notebook's figures must keep their backend
+
+    shown = list(shown)
+    figure = gradcam_figure(gray, heatmaps[shown], [labels[j] for j in shown], probabilities[shown], title,
+                            figure=Figure())
+    figure.savefig(path, dpi=dpi, bbox_inches="tight")
 
 
 # ----------------------------------------------------------------------------

@@ -139,12 +139,11 @@ def _plain(value):
 
 
 def _plot_history(history_csv, path):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a notebook's figures must keep their backend
 
     history = pd.read_csv(history_csv)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for column in ("loss", "val_loss"):
         if column in history:
             ax.plot(history["epoch"], history[column], marker="o", label=column)
@@ -154,7 +153,6 @@ def _plot_history(history_csv, path):
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def train(train_df, valid_df, image_dir, out, epochs=10, batch_size=8, lr=1e-4, image_size=320,

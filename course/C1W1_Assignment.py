@@ -60,6 +60,8 @@ N_BOOT = 10000                    # bootstrap replicates for the confidence inte
 # %%
 import os
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up messages out of the notebook
+
 import keras
 import matplotlib.pyplot as plt
 import numpy as np
@@ -495,7 +497,7 @@ evaluate.comparison_table(metrics)
 # The 4 labels with the best AUROC:
 
 # %%
-labels_to_show = list(np.take(labels, np.argsort(np.nan_to_num(auc_rocs, nan=0.0))[::-1])[:4])
+labels_to_show = [labels[i] for i in np.argsort(np.nan_to_num(auc_rocs, nan=0.0))[::-1][:4]]
 print(labels_to_show)
 
 # %%

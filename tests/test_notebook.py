@@ -98,3 +98,26 @@ def test_grader_scores_each_exercise_and_survives_bad_submissions(built, tmp_pat
     assert scores.loc["f_exits.ipynb"].tolist() == [0, 1, 1]
     assert grades["total"].tolist() == [3, 0, 0, 2, 1, 2]
     assert "Expected:" in grades.loc["b_untouched.ipynb", "compute_class_freqs_messages"]
+
+
+def test_solution_notebook_runs_headless_on_real_images(built, nih, tmp_path):
+    """Top to bottom in a fresh kernel with the default parameters, on the NIH development images."""
+    import time
+
+    folder, student, solution = built
+    start = time.perf_counter()
+    notebook = course.execute(str(folder / "solution.ipynb"), str(tmp_path / "executed.ipynb"),
+                              {"IMAGE_DIR": os.path.join(nih, "images"), "RUN_DIR": str(tmp_path / "run")},
+                              cwd=ROOT, timeout=900)
+    seconds = time.perf_counter() - start
+    text = course.text_outputs(notebook)
+    assert text.count("All tests passed.") == 3 and "tests failed" not in text
+    assert text.count(": False") >= 3 and "leakage between train and valid: False" in text
+    assert "L(y_pred_1) = -0.4956203" in text and "Pos Freqs: [0.8 0.4 0.8]" in text
+    assert "(420, 14)" in text and "CheXNet 2017" in text
+    figures = sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+    # a batch image, 3 bar plots, the ROC curves and 3 Grad-CAM figures
+    assert figures == 8, figures
+    assert not any(output.get("output_type") == "error" for cell in notebook.cells for output in cell.get("outputs", []))
+    assert seconds < 15 * 60, f"the solution notebook took {seconds:.0f} s (limit 15 min)"
+    print(f"solution notebook: {seconds:.0f} s")
