@@ -13,9 +13,12 @@ ones evaluation uses: the seed normalised Grad-CAM's input differently from
 its test generator.
 """
 
-import numpy as np
-import tensorflow as tf
+import os
+
 import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
 
 from .data import preprocess_file
 
@@ -25,7 +28,7 @@ def feature_layer(model, layer_name=None):
     if layer_name:
         return model.get_layer(layer_name)
     for layer in reversed(model.layers):
-        if len(getattr(layer, "output", None).shape or ()) == 4:
+        if len(getattr(layer.output, "shape", ())) == 4:  # a list of outputs has no shape
             return layer
     raise ValueError(f"model {model.name!r} has no layer with a 4-D output to explain")
 
@@ -169,10 +172,6 @@ def localize(model, boxes, image_dir, settings, box_size=1024, layer_name=None, 
     Boxes are in the pixels of the `box_size`-pixel square images they were drawn on
     (1024 for NIH) and are scaled to the model's input. Returns (per box, per class).
     """
-    import os
-
-    import pandas as pd
-
     boxes = boxes[boxes["Label"].isin(settings["labels"])]
     names = sorted(set(boxes["Image"]))
     missing = [name for name in names if not os.path.exists(os.path.join(image_dir, name))]
