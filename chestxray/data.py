@@ -228,18 +228,21 @@ def load_rows(paths, labels, prepare, shuffle=False, seed=0):
             return position, prepare(tf.gather(paths, row)), tf.gather(labels, row)
 
         def check(expected, element):
-            missing = tf.gather(paths, row_at(tf.minimum(expected, n - 1)))
-            arrived = tf.debugging.Assert(tf.equal(element[0], expected), ["Cannot decode image file", missing])
-            with tf.control_dependencies([arrived]):
-                return expected + 1, element
+            position, image, y = element
+
+            def missing():  # only then look up the file's name
+                name = tf.gather(paths, row_at(tf.minimum(expected, n - 1)))
+                with tf.control_dependencies([tf.debugging.Assert(False, ["Cannot decode image file", name])]):
+                    return expected + 1
+
+            return tf.cond(tf.equal(position, expected), lambda: expected + 1, missing), (image, y)
 
         loaded = tf.data.Dataset.range(n).map(load, num_parallel_calls=PARALLEL).ignore_errors()
-        end = tf.data.Dataset.from_tensors(tuple(  # position n (and filler), filtered out below
+        # An end marker at position n: `take(n)` never asks for it unless a row went missing,
+        # in which case it arrives where row n - 1 should and the check names the file.
+        end = tf.data.Dataset.from_tensors(tuple(
             tf.fill(spec.shape, tf.cast(n, spec.dtype)) for spec in loaded.element_spec))
-        return (loaded.concatenate(end)
-                .scan(tf.constant(0, tf.int64), check)
-                .filter(lambda position, image, y: position < n)
-                .map(lambda position, image, y: (image, y)))
+        return loaded.concatenate(end).scan(tf.constant(0, tf.int64), check).take(n)
 
     epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
     # flat_map hides the length; Keras wants it to end epochs without a warning.
