@@ -20,21 +20,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from chestxray.losses import get_weighted_loss  # noqa: E402
-from chestxray.model import build_model  # noqa: E402
+from bench.gpu_train import setup  # noqa: E402
 
 
 def measure(policy, batch, steps, with_fit, size=320):
     import jax
 
-    keras.mixed_precision.set_global_policy(policy)
-    keras.utils.set_random_seed(0)
-    model = build_model(image_size=size)
-    model.compile(keras.optimizers.Adam(1e-4), get_weighted_loss(np.full(14, 0.9), np.full(14, 0.1)),
-                  jit_compile=True)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch * steps, size, size, 3), dtype=np.float32)
-    y = (rng.random((batch * steps, 14)) < 0.1).astype(np.float32)
+    model, x, y = setup(policy, True, batch, steps, size)
     x_dev, y_dev = jax.device_put(x[:batch]), jax.device_put(y[:batch])
     start = time.perf_counter()
     for _ in range(3):

@@ -31,7 +31,8 @@ CONFIGS = [  # (policy, jit_compile, batch, timed steps)
 ]
 
 
-def measure(policy, jit, batch, steps, size=320):
+def setup(policy, jit, batch, steps, size=320):
+    """The compiled course model under `policy`, and `steps` batches of random images and labels."""
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(0)
     model = build_model(image_size=size)
@@ -40,6 +41,11 @@ def measure(policy, jit, batch, steps, size=320):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch * steps, size, size, 3), dtype=np.float32)
     y = (rng.random((batch * steps, 14)) < 0.1).astype(np.float32)
+    return model, x, y
+
+
+def measure(policy, jit, batch, steps, size=320):
+    model, x, y = setup(policy, jit, batch, steps, size)
     start = time.perf_counter()
     model.fit(x[:batch * 2], y[:batch * 2], batch_size=batch, epochs=1, verbose=0)  # compile + warm up
     warm = time.perf_counter() - start
