@@ -145,8 +145,9 @@ def otsu_threshold(values, bins=256):
 
 
 def pointing_hit(heatmap, region):
-    """True when the heatmap's maximum lies inside the boolean `region`."""
-    return bool(region.flat[int(np.argmax(heatmap))])
+    """True when the heatmap's maximum lies inside the boolean `region`; an all-zero map,
+    whose argmax would be its first pixel, points nowhere."""
+    return bool(heatmap.max() > 0 and region.flat[int(np.argmax(heatmap))])
 
 
 def otsu_iou(heatmap, region):
@@ -187,8 +188,10 @@ def localize(model, boxes, image_dir, settings, box_size=1024, layer_name=None, 
             region = box_mask(heatmaps[k].shape, box.x, box.y, box.w, box.h, heatmaps[k].shape[0] / box_size)
             rows.append({"Image": name, "label": box.Label,
                          "p": float(probabilities[settings["labels"].index(box.Label)]),
-                         "hit": pointing_hit(heatmaps[k], region), "iou": otsu_iou(heatmaps[k], region)})
-    per_box = pd.DataFrame(rows, columns=["Image", "label", "p", "hit", "iou"])
+                         "hit": pointing_hit(heatmaps[k], region), "iou": otsu_iou(heatmaps[k], region),
+                         # an all-zero map points nowhere: a miss, but counted apart so it can be told apart
+                         "empty": bool(heatmaps[k].max() == 0)})
+    per_box = pd.DataFrame(rows, columns=["Image", "label", "p", "hit", "iou", "empty"])
     per_class = per_box.groupby("label", sort=False).agg(
-        hit_rate=("hit", "mean"), mean_iou=("iou", "mean"), boxes=("hit", "size"))
+        hit_rate=("hit", "mean"), mean_iou=("iou", "mean"), boxes=("hit", "size"), empty_maps=("empty", "sum"))
     return per_box, per_class

@@ -93,6 +93,11 @@ def test_localize_scores_each_box(tmp_path):
     assert per_box["hit"].tolist() == [True, False]
     assert per_box["iou"].iloc[0] >= 0.4 and per_box["iou"].iloc[1] == 0.0
     assert per_class.loc["bright", "hit_rate"] == 0.5 and per_class.loc["bright", "boxes"] == 2
+    assert per_class.loc["bright", "empty_maps"] == 0
+    flat = np.full((64, 64), 120, np.uint8)  # nothing brighter than the mean: class "bright" has an empty map
+    Image.fromarray(flat).save(tmp_path / "flat.png")
+    per_box, per_class = localize(spot_model(), boxes.assign(Image="flat.png"), str(tmp_path), settings)
+    assert per_box["empty"].all() and not per_box["hit"].any() and per_class.loc["bright", "empty_maps"] == 2
     with pytest.raises(FileNotFoundError, match="missing.png"):
         localize(spot_model(), boxes.assign(Image="missing.png"), str(tmp_path), settings)
 
