@@ -119,11 +119,9 @@ def text_outputs(notebook):
     parts = []
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
-            if output.get("text"):
-                parts.append(output["text"])
-            for key in ("text/plain",):
-                if key in output.get("data", {}):
-                    parts.append(output["data"][key])
+            text = output.get("text") or output.get("data", {}).get("text/plain")
+            if text:
+                parts.append(text)
     return "\n".join(parts)
 
 

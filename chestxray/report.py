@@ -26,8 +26,8 @@ def _image(path, alt):
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
-def _table(frame, float_format="{:.3f}"):
-    return frame.to_html(float_format=float_format.format, na_rep="n/a", border=0, escape=True)
+def _table(frame):
+    return frame.to_html(float_format="{:.3f}".format, na_rep="n/a", border=0, escape=True)
 
 
 def build_report(eval_dir, out, title="Chest X-ray classifier: evaluation"):
