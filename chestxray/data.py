@@ -145,7 +145,8 @@ def load_image(path, size=(320, 320), decode=None):
     scale = 255.0 if image.dtype.is_floating else 255.0 / image.dtype.max
     # Bilinear without antialiasing (which costs half again the PNG decode: bench/RESULTS.md),
     # straight from the integers: no float copy of the full-size image.
-    return tf.image.resize(image, size) * scale
+    resized = tf.image.resize(image, size)
+    return resized if scale == 1.0 else resized * scale
 
 
 def read_dicom(path):
@@ -189,7 +190,7 @@ def standardize(image, mean=None, std=None):
 
 def to_rgb(images):
     """Repeat the gray channel three times: DenseNet's ImageNet layout wants (..., 3)."""
-    return tf.repeat(images, 3, axis=-1)
+    return tf.tile(images, [1] * (images.shape.rank - 1) + [3])
 
 
 def preprocess(path, size=(320, 320), mean=None, std=None, decode=None):
@@ -216,37 +217,50 @@ def load_rows(paths, labels, prepare, shuffle=False, seed=0):
     """
     n = len(paths)
     paths, labels = tf.constant(paths), tf.constant(labels, tf.float32)
+    positions = tf.data.Dataset.range(n)
+    if shuffle:
+        # One random key per epoch orders that epoch: each iteration of `Dataset.random`
+        # draws new numbers, and the scan hands the first one to every row.
+        def latch(state, element):
+            first, key = state
+            position, draw = element
+            key = tf.where(first, draw, key)
+            return (False, key), (position, key)
 
-    def epoch(epoch_seed):
-        def row_at(position):
-            if not shuffle:
-                return position
-            return tf.random.experimental.index_shuffle(position, tf.stack([epoch_seed, seed]), n - 1)
+        draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        rows = tf.data.Dataset.zip(positions, draws).scan((True, tf.constant(0, tf.int64)), latch)
+    else:
+        rows = positions.map(lambda position: (position, tf.constant(0, tf.int64)))
 
-        def load(position):
-            row = row_at(position)
-            return position, prepare(tf.gather(paths, row)), tf.gather(labels, row)
+    def row_at(position, key):
+        if not shuffle:
+            return position
+        return tf.random.experimental.index_shuffle(position, tf.stack([key, seed]), n - 1)
 
-        def check(expected, element):
-            position, image, y = element
+    def load(position, key):
+        row = row_at(position, key)
+        return position, key, prepare(tf.gather(paths, row)), tf.gather(labels, row)
 
-            def missing():  # only then look up the file's name
-                name = tf.gather(paths, row_at(tf.minimum(expected, n - 1)))
-                with tf.control_dependencies([tf.debugging.Assert(False, ["Cannot decode image file", name])]):
-                    return expected + 1
+    def check(state, element):
+        expected, key = state
+        position, element_key, image, y = element
+        key = tf.where(position < n, element_key, key)  # the end marker carries no key
+        # Assert only formats its message (the file name) when the check fails.
+        name = tf.gather(paths, row_at(tf.minimum(expected, n - 1), key))
+        with tf.control_dependencies([tf.debugging.Assert(tf.equal(position, expected),
+                                                          ["Cannot decode image file", name])]):
+            return (expected + 1, key), (tf.identity(image), y)
 
-            return tf.cond(tf.equal(position, expected), lambda: expected + 1, missing), (image, y)
-
-        loaded = tf.data.Dataset.range(n).map(load, num_parallel_calls=PARALLEL).ignore_errors()
-        # An end marker at position n: `take(n)` never asks for it unless a row went missing,
-        # in which case it arrives where row n - 1 should and the check names the file.
-        end = tf.data.Dataset.from_tensors(tuple(
-            tf.fill(spec.shape, tf.cast(n, spec.dtype)) for spec in loaded.element_spec))
-        return loaded.concatenate(end).scan(tf.constant(0, tf.int64), check).take(n)
-
-    epoch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-    # flat_map hides the length; Keras wants it to end epochs without a warning.
-    return epoch_seeds.flat_map(epoch).apply(tf.data.experimental.assert_cardinality(n)).with_options(OPTIONS)
+    loaded = rows.map(load, num_parallel_calls=PARALLEL).ignore_errors()
+    # An end marker at position n: `take(n)` never asks for it unless a row went missing,
+    # in which case it arrives where row n - 1 should and the check names the file. (If
+    # every row failed, the key is unknown, but then whichever file it names failed too.)
+    end = tf.data.Dataset.from_tensors(tuple(
+        tf.fill(spec.shape, tf.cast(n, spec.dtype)) for spec in loaded.element_spec))
+    zero = tf.constant(0, tf.int64)
+    checked = loaded.concatenate(end).scan((zero, zero), check).take(n)
+    # ignore_errors hides the length; Keras wants it to end epochs without a warning.
+    return checked.apply(tf.data.experimental.assert_cardinality(n)).with_options(OPTIONS)
 
 
 def image_stats(paths, size=(320, 320), decode=None, batch_size=32):

@@ -198,9 +198,23 @@ def test_corrupt_file_stops_the_pass_with_its_name(nih, tmp_path, position, shuf
         shutil.copy(src, tmp_path / name)
     names.insert(position, "broken.png")
     (tmp_path / "broken.png").write_bytes(bytes(data))
-    batches = ImageBatches(_frame(names), str(tmp_path), "Image", LABELS, batch_size=2, size=(32, 32),
-                           shuffle=shuffle)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Cannot decode image file.*broken.png"):
+    for seed in range(4 if shuffle else 1):  # shuffled, the broken file lands at other epoch positions
+        batches = ImageBatches(_frame(names), str(tmp_path), "Image", LABELS, batch_size=2, size=(32, 32),
+                               shuffle=shuffle, seed=seed)
+        with pytest.raises(tf.errors.InvalidArgumentError, match="Cannot decode image file.*broken.png"):
+            for _ in batches:
+                pass
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_a_table_of_only_broken_files_names_one(nih, tmp_path, shuffle):
+    data = bytearray(open(os.path.join(nih, "images", "00000061_012.png"), "rb").read())
+    data[3000:3200] = bytes(200)
+    names = ["broken1.png", "broken2.png", "broken3.png"]
+    for name in names:
+        (tmp_path / name).write_bytes(bytes(data))
+    batches = ImageBatches(_frame(names), str(tmp_path), "Image", LABELS, size=(32, 32), shuffle=shuffle)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Cannot decode image file.*broken\d.png"):
         for _ in batches:
             pass
 
