@@ -29,10 +29,13 @@ warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will 
 
 EPSILON = 1e-6  # added to the std, as Keras' ImageDataGenerator did
 # Fixed parallelism, autotuning off: tf.data's autotuning thread made ending an
-# iterator (every epoch) stall for up to a second on 2 cores (bench/RESULTS.md).
+# iterator (every epoch) stall for up to a second on 2 cores. Static graph rewrites
+# off too: none applies to this pipeline, and running them made every iterator
+# (every epoch) start 20 ms later (bench/RESULTS.md).
 PARALLEL = os.cpu_count() or 2
 OPTIONS = tf.data.Options()
 OPTIONS.autotune.enabled = False
+OPTIONS.experimental_optimization.apply_default_optimizations = False
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk type and its CRC end every PNG
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
@@ -284,7 +287,7 @@ def batched(ds, batch_size, seed=1, horizontal_flip=False, drop_remainder=False)
         coins = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip(ds, coins).map(lambda xy, coin: (
             tf.image.stateless_random_flip_left_right(xy[0], tf.stack([coin, 0])), xy[1]))
-    return (ds.batch(batch_size, drop_remainder=drop_remainder)
+    return (ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=PARALLEL)
             .map(lambda x, y: (to_rgb(x), y), num_parallel_calls=PARALLEL)
             .prefetch(2))
 
