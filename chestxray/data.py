@@ -215,8 +215,12 @@ def load_rows(paths, labels, prepare, shuffle=False, seed=0):
     to decode stops the pass with its name: failed rows are dropped by
     `ignore_errors`, and a running check on the row positions that do arrive
     (plus one end marker) names the first one missing. The epoch's order is a
-    stateless permutation of positions (`index_shuffle`), so the check can
-    tell which file sat at the missing position.
+    stateless permutation of positions (`index_shuffle`) keyed by one random
+    number per epoch, so the check can tell which file sat at the missing position.
+
+    Shape of it: positions (with the epoch's key) -> parallel load -> drop
+    failures -> + end marker -> check -> take n. Building it costs 5 to 20 ms
+    per traced function (bench/RESULTS.md), hence no more stages than these.
     """
     n = len(paths)
     paths, labels = tf.constant(paths), tf.constant(labels, tf.float32)
