@@ -227,15 +227,14 @@ def load_rows(paths, labels, prepare, shuffle=False, seed=0):
     positions = tf.data.Dataset.range(n)
     if shuffle:
         # One random key per epoch orders that epoch: each iteration of `Dataset.random`
-        # draws new numbers, and the scan hands the first one to every row.
-        def latch(state, element):
-            first, key = state
+        # draws new numbers, and the scan hands the one drawn at position 0 to every row.
+        def latch(key, element):
             position, draw = element
-            key = tf.where(first, draw, key)
-            return (False, key), (position, key)
+            key = tf.where(position == 0, draw, key)
+            return key, (position, key)
 
         draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        rows = tf.data.Dataset.zip(positions, draws).scan((True, tf.constant(0, tf.int64)), latch)
+        rows = tf.data.Dataset.zip(positions, draws).scan(tf.constant(0, tf.int64), latch)
     else:
         rows = positions.map(lambda position: (position, tf.constant(0, tf.int64)))
 
