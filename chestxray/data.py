@@ -236,7 +236,7 @@ def load_rows(paths, labels, prepare, shuffle=False, seed=0):
         draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         rows = tf.data.Dataset.zip(positions, draws).scan(tf.constant(0, tf.int64), latch)
     else:
-        rows = positions.map(lambda position: (position, tf.constant(0, tf.int64)))
+        rows = tf.data.Dataset.zip(positions, tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).repeat())
 
     def row_at(position, key):
         if not shuffle:

@@ -187,17 +187,22 @@ def test_bad_files_are_named_before_any_work(nih, tmp_path):
     assert "good.png" not in message
 
 
+def _broken_png(src):
+    """The bytes of `src` damaged inside the image data: signature and IEND intact, so only decoding fails."""
+    data = bytearray(open(src, "rb").read())
+    data[3000:3200] = bytes(200)
+    return bytes(data)
+
+
 @pytest.mark.parametrize("position", [0, 2, 4])
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_corrupt_file_stops_the_pass_with_its_name(nih, tmp_path, position, shuffle):
     src = os.path.join(nih, "images", "00000061_012.png")
-    data = bytearray(open(src, "rb").read())
-    data[3000:3200] = bytes(200)  # damage inside the image data: signature and IEND intact
     names = ["a.png", "b.png", "c.png", "d.png"]
     for name in names:
         shutil.copy(src, tmp_path / name)
     names.insert(position, "broken.png")
-    (tmp_path / "broken.png").write_bytes(bytes(data))
+    (tmp_path / "broken.png").write_bytes(_broken_png(src))
     for seed in range(4 if shuffle else 1):  # shuffled, the broken file lands at other epoch positions
         batches = ImageBatches(_frame(names), str(tmp_path), "Image", LABELS, batch_size=2, size=(32, 32),
                                shuffle=shuffle, seed=seed)
@@ -208,11 +213,9 @@ def test_corrupt_file_stops_the_pass_with_its_name(nih, tmp_path, position, shuf
 
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_a_table_of_only_broken_files_names_one(nih, tmp_path, shuffle):
-    data = bytearray(open(os.path.join(nih, "images", "00000061_012.png"), "rb").read())
-    data[3000:3200] = bytes(200)
     names = ["broken1.png", "broken2.png", "broken3.png"]
     for name in names:
-        (tmp_path / name).write_bytes(bytes(data))
+        (tmp_path / name).write_bytes(_broken_png(os.path.join(nih, "images", "00000061_012.png")))
     batches = ImageBatches(_frame(names), str(tmp_path), "Image", LABELS, size=(32, 32), shuffle=shuffle)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"Cannot decode image file.*broken\d.png"):
         for _ in batches:
