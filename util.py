@@ -11,6 +11,19 @@ from chestxray.labels import LABELS  # noqa: F401
 from chestxray.splits import check_for_leakage  # noqa: F401
 
 
+def load_trained_model(path, train_df=None, image_dir=None):
+    """(model, its Preprocessing): a model file and the preprocessing.json beside it (for a
+    model without one, such as the course's `pretrained_model.h5`, the course's
+    normalisation from a sample of `train_df`'s images)."""
+    from chestxray.model import load_model
+    from chestxray.preprocessing import Preprocessing
+
+    model = load_model(path)
+    preprocessing = Preprocessing.for_model(path, train_df, image_dir, image_size=model.input_shape[1])
+    print(f"evaluating {path}\npreprocessing: {preprocessing.describe()}")
+    return model, preprocessing
+
+
 def get_roc_curve(labels, predicted_vals, generator):
     """The course's helper: ROC curves of every label on one figure; returns the AUROCs (NaN where undefined)."""
     import matplotlib.pyplot as plt
@@ -22,26 +35,31 @@ def get_roc_curve(labels, predicted_vals, generator):
     return aurocs
 
 
-def compute_gradcam(model, img, image_dir, df, labels, selected_labels, layer_name=None, sample_size=100, seed=1):
+def compute_gradcam(model, img, image_dir, df, labels, selected_labels, layer_name=None, sample_size=100, seed=1,
+                    preprocessing=None):
     """The course's helper: the image and one Grad-CAM overlay per selected label, titled with p=...
 
-    The image is normalised exactly as `get_test_and_valid_generator` normalises
-    test images (the mean and std of the same seeded sample of `df`, the training
-    table); the course's version computed them from another random sample. All
-    selected labels come from one forward pass. `layer_name` defaults to the
-    last convolutional block's output (DenseNet121: "relu", right after "bn").
+    The image is preprocessed as the model's evaluation images are: with
+    `preprocessing` (the model's `Preprocessing`) when given; otherwise exactly as
+    `get_test_and_valid_generator` normalises test images (the mean and std of the
+    same seeded sample of `df`, the training table), where the course's version used
+    another random sample. All selected labels come from one forward pass.
+    `layer_name` defaults to the last convolutional block's output (DenseNet121:
+    "relu", right after "bn").
     """
     import matplotlib.pyplot as plt
 
     from chestxray.data import training_sample_stats
     from chestxray.explain import explain_files, gradcam_figure
+    from chestxray.preprocessing import Preprocessing
 
-    size = tuple(model.input_shape[1:3])
-    mean, std = training_sample_stats(df, image_dir, "Image", sample_size, seed, size)
-    settings = {"size": size, "mean": mean, "std": std, "labels": list(labels)}
+    if preprocessing is None:
+        size = model.input_shape[1]
+        mean, std = training_sample_stats(df, image_dir, "Image", sample_size, seed, (size, size))
+        preprocessing = Preprocessing(size, tuple(labels), "featurewise", mean, std)
     print(f"Grad-CAM of {img} for {', '.join(selected_labels)}, in one pass")
-    gray, heatmaps, probabilities = next(explain_files(model, [os.path.join(image_dir, img)], settings,
+    gray, heatmaps, probabilities = next(explain_files(model, [os.path.join(image_dir, img)], preprocessing,
                                                        list(selected_labels), layer_name))
-    shown = [list(labels).index(label) for label in selected_labels]
+    shown = [list(preprocessing.labels).index(label) for label in selected_labels]
     gradcam_figure(gray, heatmaps, selected_labels, probabilities[shown], title=img)
     plt.show()

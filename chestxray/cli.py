@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-DEFAULT_MODEL = os.path.join("out", "demo", "run", "model.keras")  # what the README's main command writes
+from .demo import SHIPPED_MODEL  # trained by `train` (models/nih/README.md)
 
 
 def _numbers(text, kind):
@@ -45,41 +45,25 @@ def cmd_phantoms(args):
 
 
 def cmd_demo(args):
-    """The main job on what is at hand: NIH images if configured, phantoms otherwise."""
-    import pandas as pd
+    """The main job: the shipped model (or one trained first with --train) on the course's test images."""
+    from .demo import run_demo
 
-    from .metadata import nih_dir, read_nih_metadata
-    from .phantoms import make_phantoms
-    from .splits import split_frame, write_splits
-    from .train import train
-
-    source = nih_dir()
-    if os.environ.get("CHESTXRAY_NIH") and os.path.isdir(os.path.join(source, "images")):
-        metadata, image_dir = os.path.join(source, "Data_Entry_2017_v2020.csv.gz"), os.path.join(source, "images")
-        print(f"using the NIH images in {image_dir}")
-    else:
-        print(f"no NIH images configured (CHESTXRAY_NIH): making {args.n} phantoms in {args.out}")
-        metadata = make_phantoms(os.path.join(args.out, "phantoms"), n=args.n, seed=args.seed)
-        image_dir = os.path.join(args.out, "phantoms", "images")
-    df = read_nih_metadata(metadata)
-    df = df[df["Image"].isin(set(os.listdir(image_dir)))].reset_index(drop=True)
-    splits = split_frame(df, fractions=[0.7, 0.1, 0.2], seed=args.seed)
-    write_splits(splits, os.path.join(args.out, "splits"))
-    print({name: len(frame) for name, frame in splits.items()}, "images in train/valid/test, "
-          f"no patient in two (written to {os.path.join(args.out, 'splits')})")
-    run = os.path.join(args.out, "run")
-    print(f"training DenseNet121 (random init) for {args.epochs} epoch(s) at {args.image_size} px into {run}")
-    start = time.perf_counter()
-    train(splits["train"], splits["valid"], image_dir, run, epochs=args.epochs, image_size=args.image_size,
-          seed=args.seed, verbose=2)
-    print(f"done in {time.perf_counter() - start:.0f} s; history:")
-    print(pd.read_csv(os.path.join(run, "history.csv")).to_string(index=False))
-    print(f"model: {os.path.join(run, 'model.keras')}; loss curves: {os.path.join(run, 'loss.png')}")
+    metrics, localization, report = run_demo(args.out, args.model, n_boot=args.n_boot, train_first=args.train,
+                                             epochs=args.epochs, image_size=args.image_size, seed=args.seed)
+    print(metrics[["auroc", "ci_low", "ci_high", "pr_auc", "positives"]].to_string(float_format=lambda v: f"{v:.3f}"))
+    print(f"mean AUROC {metrics['auroc'].mean():.3f} over {int(metrics['auroc'].notna().sum())} labels")
+    print("\nGrad-CAM pointing game on the radiologists' boxes (centre_hit_rate: a heatmap that always "
+          "points at the image centre):")
+    print(localization.to_string(float_format=lambda v: f"{v:.2f}"))
+    print(f"\nreport: {report}")
 
 
 def cmd_train(args):
+    import dataclasses
+
     import pandas as pd
 
+    from .recipe import Recipe
     from .train import train
 
     if bool(args.train_shards) != bool(args.valid_shards):
@@ -87,12 +71,10 @@ def cmd_train(args):
     if not args.train_shards and not (args.train_csv and args.valid_csv and args.image_dir):
         sys.exit("error: give --train-csv, --valid-csv and --image-dir (or --train-shards and --valid-shards)")
     frames = [None, None] if args.train_shards else [pd.read_csv(p) for p in (args.train_csv, args.valid_csv)]
-    train(*frames, args.image_dir, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-          image_size=args.image_size, weights=args.weights, strategy=args.strategy, seed=args.seed,
-          cache=args.cache, lr_patience=args.lr_patience, lr_factor=args.lr_factor,
-          lr_min_delta=args.lr_min_delta, stop_patience=args.stop_patience,
-          train_shards=args.train_shards, valid_shards=args.valid_shards)
-    print(f"wrote {os.path.join(args.out, 'model.keras')} and {os.path.join(args.out, 'history.csv')}")
+    recipe = Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)})
+    train(*frames, args.image_dir, args.out, recipe, strategy=args.strategy, cache=args.cache,
+          train_shards=args.train_shards, valid_shards=args.valid_shards, verbose=args.verbose)
+    print(f"wrote {os.path.join(args.out, 'model.weights.h5')}, model.keras and history.csv in {args.out}")
 
 
 def cmd_shard(args):
@@ -106,22 +88,21 @@ def cmd_shard(args):
 
 
 def _model_and_settings(args):
-    """The model and the preprocessing it was trained with (preprocessing.json beside it, or
+    """The model and the `Preprocessing` it was trained with (preprocessing.json beside it, or
     a sample of --train-csv's images, as the course's test generator computed them)."""
     import pandas as pd
 
-    from .data import preprocessing_for
     from .model import load_model
+    from .preprocessing import Preprocessing
 
     model = load_model(args.model)
     train_df = pd.read_csv(args.train_csv) if args.train_csv else None
-    settings = preprocessing_for(args.model, train_df, args.train_image_dir or getattr(args, "image_dir", None),
-                                 size=model.input_shape[1:3])
-    if tuple(settings["size"]) != tuple(model.input_shape[1:3]):
-        sys.exit(f"error: {settings['source']} says {settings['size']} px, the model takes {model.input_shape[1:3]}")
-    print(f"normalisation: mean {settings['mean']:.2f}, std {settings['std']:.2f} from {settings['source']}",
-          file=sys.stderr)
-    return model, settings
+    pre = Preprocessing.for_model(args.model, train_df, args.train_image_dir or getattr(args, "image_dir", None),
+                                  image_size=model.input_shape[1])
+    if tuple(pre.size) != tuple(model.input_shape[1:3]):
+        sys.exit(f"error: {pre.source} says {pre.size} px, the model takes {model.input_shape[1:3]}")
+    print(f"evaluating {os.path.relpath(args.model)}; preprocessing: {pre.describe()}", file=sys.stderr)
+    return model, pre
 
 
 def cmd_evaluate(args):
@@ -129,13 +110,14 @@ def cmd_evaluate(args):
 
     from .evaluate import comparison_table, evaluate
 
-    model, settings = _model_and_settings(args)
-    metrics = evaluate(model, pd.read_csv(args.test_csv), args.image_dir, settings, args.out,
+    model, pre = _model_and_settings(args)
+    metrics = evaluate(model, pd.read_csv(args.test_csv), args.image_dir, pre, args.out,
                        n_boot=args.n_boot, seed=args.seed, batch_size=args.batch_size, gallery=args.gallery)
     print(metrics.drop(columns="note").to_string(float_format=lambda v: f"{v:.3f}"))
     print()
     print(comparison_table(metrics).to_string())
-    print(f"\nwrote predictions.csv, metrics.csv, comparison.csv, roc.png and gradcam/ to {args.out}")
+    print(f"\nwrote predictions.csv, scores.csv, metrics.csv, comparison.csv, calibration.csv, roc.png, "
+          f"reliability.png and gradcam/ to {args.out}")
 
 
 def cmd_predict(args):
@@ -143,31 +125,38 @@ def cmd_predict(args):
 
     import pandas as pd
 
-    from .data import preprocess_file
-
-    model, settings = _model_and_settings(args)
-    images = np.stack([preprocess_file(path, settings)[0] for path in args.images])
+    model, pre = _model_and_settings(args)
+    images = np.stack([pre.load_file(path)[0] for path in args.images])
     scores = model.predict(images, batch_size=8, verbose=0)
-    table = pd.DataFrame(scores, index=args.images, columns=settings["labels"])
+    calibrated = pre.prevalence is not None
+    probabilities = pre.calibrate(scores) if calibrated else scores
     if args.json:
-        print(json.dumps({path: {k: round(float(v), 6) for k, v in row.items()} for path, row in table.iterrows()},
-                         indent=2))
-    else:
-        print(table.T.to_string(float_format=lambda v: f"{v:.3f}"))
+        print(json.dumps({path: {label: {"probability": round(float(p), 6), "score": round(float(s), 6)}
+                                 for label, p, s in zip(pre.labels, ps, ss)}
+                          for path, ps, ss in zip(args.images, probabilities, scores)}, indent=2))
+        return
+    for path, ps, ss in zip(args.images, probabilities, scores):
+        table = pd.DataFrame({"probability": ps, "score": ss}, index=list(pre.labels))
+        print(f"{path}:")
+        print(table.sort_values("probability", ascending=False).to_string(float_format=lambda v: f"{v:.3f}"))
+    print("probability: " + ("the model's score at the training prevalence of each label (prior correction);"
+                             if calibrated else "no training prevalence known for this model: the raw score;")
+          + " score: the model's output (trained with the weighted loss, as if each label were present "
+          "half the time)")
 
 
 def cmd_gradcam(args):
     from .explain import explain_files, save_overlays
 
-    model, settings = _model_and_settings(args)
-    labels = settings["labels"]
+    model, pre = _model_and_settings(args)
+    labels = list(pre.labels)
     chosen = args.labels.split(",") if args.labels else None
     unknown = [k for k in chosen or [] if k not in labels]
     if unknown:
         sys.exit(f"error: unknown label(s) {unknown}; the model has {labels}")
     os.makedirs(args.out, exist_ok=True)
     paths = [os.path.join(args.image_dir, name) for name in args.images]
-    for path, (gray, heatmaps, probabilities) in zip(paths, explain_files(model, paths, settings, labels)):
+    for path, (gray, heatmaps, probabilities) in zip(paths, explain_files(model, paths, pre, labels)):
         shown = [labels.index(k) for k in chosen] if chosen else np.argsort(-probabilities)[:args.top]
         target = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0] + "_gradcam.png")
         save_overlays(target, gray, heatmaps, probabilities, labels, shown, title=os.path.basename(path))
@@ -178,14 +167,14 @@ def cmd_localize(args):
     from .explain import localize
     from .metadata import read_bboxes
 
-    model, settings = _model_and_settings(args)
+    model, pre = _model_and_settings(args)
     boxes = read_bboxes(args.bbox)
     present = boxes["Image"].map(lambda name: os.path.exists(os.path.join(args.image_dir, name)))
     print(f"{int(present.sum())} of {len(boxes)} boxes have their image in {args.image_dir}; "
           f"{int((~present).sum())} are left out")
     if not present.any():
         sys.exit(f"error: no boxed image of {args.bbox} is in {args.image_dir}")
-    per_box, per_class = localize(model, boxes[present], args.image_dir, settings, box_size=args.box_size,
+    per_box, per_class = localize(model, boxes[present], args.image_dir, pre, box_size=args.box_size,
                                   layer_name=args.layer)
     os.makedirs(args.out, exist_ok=True)
     per_box.to_csv(os.path.join(args.out, "localize_boxes.csv"), index=False)
@@ -245,6 +234,40 @@ def _model_arguments(p, model_default=None):
     p.add_argument("--train-image-dir", help="the images of --train-csv (default: --image-dir)")
 
 
+def _recipe_arguments(p):
+    """One option per field of `train.Recipe`, with its default."""
+    from .recipe import Recipe
+
+    d = Recipe()
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help="per device; the global batch is this times the devices")
+    p.add_argument("--lr", type=float, default=d.lr, help="(peak) learning rate")
+    p.add_argument("--image-size", type=int, default=d.image_size)
+    p.add_argument("--weights", default=d.weights,
+                   help="base weights: none (default), imagenet (downloads, needs internet) or a .h5/.weights.h5 file")
+    p.add_argument("--standardize", choices=["featurewise", "samplewise"], default=d.standardize,
+                   help="how images are standardised, in training and evaluation alike (default %(default)s)")
+    p.add_argument("--augment", choices=["none", "flip", "standard"], default=d.augment,
+                   help="flip: horizontal flips; standard: flips, rotation, shift, zoom, contrast (default %(default)s)")
+    p.add_argument("--schedule", choices=["plateau", "cosine"], default=d.schedule,
+                   help="plateau: cut the rate when the monitored value stalls; cosine: warm-up, then cosine decay")
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="cosine: epochs of linear warm-up")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="> 0: AdamW with this decay")
+    p.add_argument("--ema", type=float, default=d.ema,
+                   help="> 0: validate, checkpoint and keep the weights' moving average with this momentum, e.g. 0.99")
+    p.add_argument("--monitor", choices=["val_loss", "val_auroc"], default=d.monitor,
+                   help="what picks the best epoch and stops early (default %(default)s)")
+    p.add_argument("--lr-patience", type=int, default=d.lr_patience,
+                   help="plateau: epochs without progress before the rate drops")
+    p.add_argument("--lr-factor", type=float, default=d.lr_factor)
+    p.add_argument("--lr-min-delta", type=float, default=d.lr_min_delta, help="smallest change that counts as progress")
+    p.add_argument("--stop-patience", type=int, default=d.stop_patience, help="epochs without progress before stopping")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--sample-size", type=int, default=d.sample_size,
+                   help="training images whose mean and std standardise featurewise")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m chestxray",
                                      description="Chest X-ray classification on NIH ChestX-ray14: data, training, evaluation, explanation.")
@@ -275,20 +298,11 @@ def build_parser():
     p.add_argument("--train-shards", help="instead of the CSVs and images: folders written by `shard`")
     p.add_argument("--valid-shards")
     p.add_argument("--out", required=True, help="folder for the model, checkpoints, history and logs")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=8, help="per device; the global batch is this times the devices")
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--image-size", type=int, default=320)
-    p.add_argument("--weights", default=None,
-                   help="base weights: imagenet (downloads, needs internet) or a .h5/.weights.h5 file; default none")
+    _recipe_arguments(p)
     p.add_argument("--strategy", choices=["none", "mirrored", "multiworker"], default="none",
                    help="mirrored: all local GPUs; multiworker: the cluster in TF_CONFIG")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default=None, help="'memory' or a file path: keep decoded images after epoch 1")
-    p.add_argument("--lr-patience", type=int, default=2, help="epochs without val_loss progress before the lr drops")
-    p.add_argument("--lr-factor", type=float, default=0.1)
-    p.add_argument("--lr-min-delta", type=float, default=1e-4, help="smallest val_loss drop that counts as progress")
-    p.add_argument("--stop-patience", type=int, default=5, help="epochs without progress before stopping")
+    p.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2], help="Keras' fit: 2 prints a line an epoch")
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("shard", help="decoded, resized images as sharded TFRecords, for training at scale")
@@ -312,7 +326,7 @@ def build_parser():
 
     p = sub.add_parser("predict", help="probability per label for PNG, JPEG or DICOM files")
     p.add_argument("images", nargs="+")
-    _model_arguments(p, model_default=DEFAULT_MODEL)
+    _model_arguments(p, model_default=os.path.relpath(SHIPPED_MODEL))
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=cmd_predict, image_dir=None)
 
@@ -358,11 +372,15 @@ def build_parser():
     p.add_argument("--memory-mb", type=int, default=2048, help="address-space cap of each grading process")
     p.set_defaults(run=cmd_grade)
 
-    p = sub.add_parser("demo", help="split and train, on NIH images if CHESTXRAY_NIH is set, else on phantoms")
+    p = sub.add_parser("demo", help="the shipped model on the course's test images: metrics with CIs, "
+                                    "calibration, Grad-CAM, localization, report.html")
     p.add_argument("--out", default="out/demo")
-    p.add_argument("--n", type=int, default=400, help="phantoms to make when there are no NIH images")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--model", default=os.path.relpath(SHIPPED_MODEL), help="default: the shipped model")
+    p.add_argument("--n-boot", type=int, default=10000, help="bootstrap replicates")
+    p.add_argument("--train", action="store_true",
+                   help="first train a model from random weights on data/nih/train.csv, and evaluate that one")
+    p.add_argument("--epochs", type=int, default=2, help="with --train")
+    p.add_argument("--image-size", type=int, default=128, help="with --train")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_demo)
     return parser

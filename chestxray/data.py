@@ -24,6 +24,8 @@ from pathlib import PurePath
 import numpy as np
 import tensorflow as tf
 
+from .augment import Augmentation
+
 # ImageBatches shuffles itself; Keras' fit(shuffle=True) default warns that it cannot.
 warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored")
 
@@ -201,13 +203,6 @@ def preprocess(path, size=(320, 320), mean=None, std=None, decode=None):
     return to_rgb(standardize(load_image(path, size, decode), mean, std))
 
 
-def preprocess_file(path, settings):
-    """One PNG, JPEG or DICOM file -> (model input (h, w, 3), gray image (h, w) on 0..255),
-    with a model's `settings` (see `preprocessing_for`)."""
-    gray = load_file(path, settings["size"])
-    return to_rgb(standardize(gray, settings["mean"], settings["std"])), gray[..., 0]
-
-
 def load_rows(paths, labels, prepare, shuffle=False, seed=0):
     """Dataset of `(prepare(path), y)`, one per row: in table order, or in a new order each epoch.
 
@@ -284,12 +279,16 @@ def image_stats(paths, size=(320, 320), decode=None, batch_size=32):
 # ----------------------------------------------------------------------------
 # Batches over a table.
 
-def batched(ds, batch_size, seed=1, horizontal_flip=False, drop_remainder=False):
-    """Images `(h, w, 1)` and labels -> model batches `(b, h, w, 3)`, with optional random flips."""
-    if horizontal_flip:
-        coins = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip(ds, coins).map(lambda xy, coin: (
-            tf.image.stateless_random_flip_left_right(xy[0], tf.stack([coin, 0])), xy[1]))
+def augmented(ds, augment, seed, mean=None, std=None):
+    """Images on the 0..255 scale -> changed by `augment` (a new random key per image and
+    epoch), then standardized: after the change, so that samplewise statistics see it."""
+    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    return tf.data.Dataset.zip(ds, keys).map(
+        lambda xy, key: (standardize(augment(xy[0], key), mean, std), xy[1]), num_parallel_calls=PARALLEL)
+
+
+def batched(ds, batch_size, drop_remainder=False):
+    """Images `(h, w, 1)` and labels -> model batches `(b, h, w, 3)`."""
     return (ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=PARALLEL)
             .map(lambda x, y: (to_rgb(x), y), num_parallel_calls=PARALLEL)
             .prefetch(2))
@@ -323,12 +322,14 @@ class ImageBatches(Batches):
 
     Predictions come in row order unless `shuffle`. As the course's generators had:
     `len(b)` batches, `b[i]` -> numpy `(x, y)` of batch i, `b.labels` (N x classes),
-    `b.filenames`.
+    `b.filenames`. `mean`/`std`: featurewise standardization (None: samplewise).
+    `augment`: an `Augmentation` for training (`horizontal_flip=True` is the flip alone);
+    `b[i]` shows images unchanged.
     """
 
     def __init__(self, df, image_dir, x_col, y_cols, batch_size=8, size=(320, 320),
                  shuffle=False, seed=1, mean=None, std=None, horizontal_flip=False,
-                 cache=None, shuffle_buffer=4096, drop_remainder=False):
+                 cache=None, shuffle_buffer=4096, drop_remainder=False, augment=None):
         check_table(df, x_col, y_cols)
         self.filenames = df[x_col].astype(str).tolist()
         self.paths = [os.path.join(image_dir, name) for name in self.filenames]
@@ -338,18 +339,26 @@ class ImageBatches(Batches):
         # `b[i]` shows batch i of one fixed order: the table's, or one shuffle of it.
         self._order = np.random.default_rng(seed).permutation(len(labels)) if shuffle else np.arange(len(labels))
 
+        if augment is None and horizontal_flip:
+            augment = Augmentation(flip=True)
+
         # With a cache, decoded images come in one order, which the cache replays:
         # reshuffle them each epoch through a buffer. Without, shuffle rows before decoding.
-        # Standardizing before the cache keeps that work out of later epochs; only the
-        # channel repeat, which would triple the cache, is left for after it.
-        prepare = lambda path: standardize(load_image(path, self.size, self._decode), mean, std)
+        # Standardizing before the cache keeps that work out of later epochs (unless
+        # augmentation changes images first); only the channel repeat, which would
+        # triple the cache, is left for after it.
+        if augment:
+            prepare = lambda path: load_image(path, self.size, self._decode)
+        else:
+            prepare = lambda path: standardize(load_image(path, self.size, self._decode), mean, std)
         ds = load_rows(self.paths, labels, prepare, shuffle and not cache, seed)
         if cache:
             ds = ds.cache("" if cache == "memory" else str(cache))
             if shuffle:
                 ds = ds.shuffle(min(len(labels), shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
-        super().__init__(batched(ds, batch_size, seed, horizontal_flip, drop_remainder), labels, batch_size,
-                         drop_remainder)
+        if augment:
+            ds = augmented(ds, augment, seed, mean, std)
+        super().__init__(batched(ds, batch_size, drop_remainder), labels, batch_size, drop_remainder)
 
     def __getitem__(self, i):
         if not -len(self) <= i < len(self):
@@ -387,31 +396,3 @@ def get_test_and_valid_generator(valid_df, test_df, train_df, image_dir, x_col, 
     make = lambda df: ImageBatches(df, image_dir, x_col, y_cols, batch_size=batch_size, size=size,
                                    mean=mean, std=std, cache=cache)
     return make(valid_df), make(test_df)
-
-
-def preprocessing_for(model_path, train_df=None, image_dir=None, size=(320, 320), x_col="Image",
-                      sample_size=100, seed=1):
-    """The preprocessing a model was trained with: {"size", "mean", "std", "labels"}.
-
-    From `preprocessing.json` beside the model (written by `train`); for a model
-    without one (the course's `pretrained_model.h5`), the mean and std of a sample
-    of its training images, as `get_test_and_valid_generator` computes them.
-    """
-    import json
-
-    from .labels import LABELS
-
-    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "preprocessing.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
-        size = saved["image_size"]
-        return {"size": (size, size), "mean": saved["mean"], "std": saved["std"], "labels": saved["labels"],
-                "source": path}
-    if train_df is None or image_dir is None:
-        raise FileNotFoundError(f"no {path}: give the training table and its image folder (--train-csv) "
-                                "to compute the normalisation the model was trained with")
-    size = tuple(size)
-    mean, std = training_sample_stats(train_df, image_dir, x_col, sample_size, seed, size)
-    return {"size": size, "mean": mean, "std": std, "labels": list(LABELS),
-            "source": f"a sample of {min(sample_size, len(train_df))} training images"}

@@ -34,6 +34,16 @@ def _auroc_weighted(y, score, weights):
         return pairs / (w_pos.sum(axis=1, dtype=np.float64) * w_neg.sum(axis=1, dtype=np.float64))
 
 
+def mean_auroc(y_true, y_score):
+    """Mean AUROC over the classes that have both positive and negative cases (NaN if none)."""
+    from sklearn.metrics import roc_auc_score
+
+    y_true, y_score = np.asarray(y_true), np.asarray(y_score)
+    values = [roc_auc_score(y_true[:, j], y_score[:, j]) for j in range(y_true.shape[1])
+              if 0 < y_true[:, j].sum() < len(y_true)]
+    return float(np.mean(values)) if values else float("nan")
+
+
 def bootstrap_auroc(y_true, y_score, n_boot=10000, seed=0, labels=None):
     """One row per class: auroc, ci_low, ci_high (2.5th/97.5th percentiles), n, positives,
     boot_used (replicates with both kinds of cases), note (why a value is NaN)."""
@@ -141,43 +151,85 @@ def comparison_table(metrics):
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("label")
 
 
-def evaluate(model, test_df, image_dir, settings, out, n_boot=10000, seed=0, batch_size=8, gallery=4):
-    """Predict the test table and write predictions.csv, metrics.csv, comparison.csv, roc.png
-    and a Grad-CAM gallery (gradcam/) of the `gallery` most confident true positives."""
+def calibration_table(y_true, probabilities, bins=10):
+    """Brier score and expected calibration error (ECE) of each set of probabilities
+    (`probabilities`: name -> (N, classes) array), over all image-label pairs at once;
+    ECE over `bins` equal-width bins of the predicted probability."""
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    rows = {}
+    for name, p in probabilities.items():
+        p = np.asarray(p, dtype=np.float64).ravel()
+        which = np.minimum((p * bins).astype(int), bins - 1)
+        gap = sum(abs(p[which == b].mean() - y[which == b].mean()) * (which == b).sum()
+                  for b in range(bins) if (which == b).any())
+        rows[name] = {"brier": float(np.mean((p - y) ** 2)), "ece": float(gap / len(p)),
+                      "mean_probability": float(p.mean()), "observed_rate": float(y.mean())}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("probabilities")
+
+
+def reliability_figure(y_true, probabilities, bins=10, ax=None):
+    """Observed rate against mean predicted probability per bin, one line per set of probabilities."""
+    from matplotlib.figure import Figure
+
+    ax = ax or Figure(figsize=(5, 5)).subplots()
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label="perfect")
+    for name, p in probabilities.items():
+        p = np.asarray(p, dtype=np.float64).ravel()
+        which = np.minimum((p * bins).astype(int), bins - 1)
+        used = [b for b in range(bins) if (which == b).any()]
+        ax.plot([p[which == b].mean() for b in used], [y[which == b].mean() for b in used], marker="o", label=name)
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed rate")
+    ax.set_title("Reliability, all labels")
+    ax.legend()
+    return ax.figure
+
+
+def evaluate(model, test_df, image_dir, pre, out, n_boot=10000, seed=0, batch_size=8, gallery=4):
+    """Predict the test table with the model's `Preprocessing` `pre` and write into `out`:
+    scores.csv (the model's outputs), predictions.csv (probabilities: the scores calibrated
+    to the training prevalence, or the scores where `pre` has none), metrics.csv,
+    comparison.csv, calibration.csv, roc.png, reliability.png and a Grad-CAM gallery
+    (gradcam/) of the `gallery` most confident true positives. Returns the metrics."""
     from matplotlib.figure import Figure  # no pyplot: a notebook's figures must keep their backend
 
-    from .data import ImageBatches
-
-    labels = settings["labels"]
+    labels = list(pre.labels)
     os.makedirs(out, exist_ok=True)
-    batches = ImageBatches(test_df, image_dir, "Image", labels, batch_size=batch_size, size=settings["size"],
-                           mean=settings["mean"], std=settings["std"])
+    batches = pre.batches(test_df, image_dir, batch_size)
     scores = model.predict(batches, verbose=0)
-    predictions = pd.DataFrame(scores, columns=labels)
-    predictions.insert(0, "Image", batches.filenames)
-    predictions.to_csv(os.path.join(out, "predictions.csv"), index=False)
+    calibrated = pre.calibrate(scores) if pre.prevalence is not None else scores
+    for name, values in (("scores", scores), ("predictions", calibrated)):
+        table = pd.DataFrame(values, columns=labels)
+        table.insert(0, "Image", batches.filenames)
+        table.to_csv(os.path.join(out, f"{name}.csv"), index=False)
     metrics = metrics_table(batches.labels, scores, labels, n_boot=n_boot, seed=seed)
     metrics.to_csv(os.path.join(out, "metrics.csv"))
     comparison_table(metrics).to_csv(os.path.join(out, "comparison.csv"))
+    sets = {"model scores": scores, **({"calibrated": calibrated} if pre.prevalence is not None else {})}
+    calibration_table(batches.labels, sets).to_csv(os.path.join(out, "calibration.csv"))
+    reliability_figure(batches.labels, sets).savefig(os.path.join(out, "reliability.png"), dpi=100,
+                                                    bbox_inches="tight")
     figure, _ = roc_figure(batches.labels, scores, labels, ax=Figure(figsize=(7, 7)).subplots())
     figure.savefig(os.path.join(out, "roc.png"), dpi=100, bbox_inches="tight")
     if gallery:
-        write_gallery(model, predictions, batches.labels, image_dir, settings, os.path.join(out, "gradcam"), gallery)
+        write_gallery(model, pd.read_csv(os.path.join(out, "scores.csv")), batches.labels, image_dir, pre,
+                      os.path.join(out, "gradcam"), gallery)
     return metrics
 
 
-def write_gallery(model, predictions, y_true, image_dir, settings, out, count):
+def write_gallery(model, predictions, y_true, image_dir, pre, out, count):
     """Grad-CAM overlays for the `count` images whose best true-positive score is highest,
     each for its true labels (at most 4): what the report shows."""
     from .explain import explain_files, save_overlays
 
-    labels = settings["labels"]
+    labels = list(pre.labels)
     scores = predictions[labels].to_numpy()
     best = np.where(y_true.astype(bool), scores, -1).max(axis=1)
     chosen = [i for i in np.argsort(-best)[:count] if best[i] >= 0]
     os.makedirs(out, exist_ok=True)
     paths = [os.path.join(image_dir, predictions["Image"].iloc[i]) for i in chosen]
-    for i, path, (gray, heatmaps, probabilities) in zip(chosen, paths, explain_files(model, paths, settings, labels)):
+    for i, path, (gray, heatmaps, probabilities) in zip(chosen, paths, explain_files(model, paths, pre, labels)):
         name = os.path.basename(path)
         shown = [j for j in np.argsort(-scores[i]) if y_true[i, j]][:4]
         save_overlays(os.path.join(out, os.path.splitext(name)[0] + ".png"), gray, heatmaps, probabilities, labels,

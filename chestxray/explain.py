@@ -8,8 +8,8 @@ network runs forward once, and one batch Jacobian of the selected scores with
 respect to the feature maps gives every class's gradients. The course's
 `compute_gradcam` ran the full forward pass again for each class (bench/gradcam.py).
 
-Images go through `data.preprocess_file` with the model's own settings, the
-ones evaluation uses: the seed normalised Grad-CAM's input differently from
+Images go through the model's own `Preprocessing` (its preprocessing.json), the
+one evaluation uses: the seed normalised Grad-CAM's input differently from
 its test generator.
 """
 
@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .data import preprocess_file
 
 
 def feature_layer(model, layer_name=None):
@@ -81,15 +80,21 @@ def upsample(maps, size):
     return tf.reshape(tf.image.resize(flat, size), (*lead, *size)).numpy()
 
 
-def explain_files(model, paths, settings, labels, layer_name=None, batch_size=8):
+def explain_files(model, paths, pre, labels, layer_name=None, batch_size=8):
     """For each file: (gray image, heatmaps (len(labels), h, w) at the model's input size,
-    probabilities of all classes), in one pass per batch of files."""
+    probabilities of all classes), in one pass per batch of files.
+
+    `pre`: the model's `Preprocessing`. Probabilities are calibrated to the training
+    prevalence where `pre` knows it (`Preprocessing.calibrate`), else the raw scores.
+    """
     models = split_model(model, layer_name)
-    classes = [settings["labels"].index(label) for label in labels]
+    classes = [pre.labels.index(label) for label in labels]
     for start in range(0, len(paths), batch_size):
-        loaded = [preprocess_file(path, settings) for path in paths[start:start + batch_size]]
+        loaded = [pre.load_file(path) for path in paths[start:start + batch_size]]
         maps, predictions = gradcam(models, tf.stack([x for x, _ in loaded]), classes)
-        maps = upsample(maps, settings["size"])
+        maps = upsample(maps, pre.size)
+        if pre.prevalence is not None:
+            predictions = pre.calibrate(predictions)
         for (_, gray), heatmaps, probabilities in zip(loaded, maps, predictions):
             yield gray.numpy(), heatmaps, probabilities
 
@@ -166,32 +171,37 @@ def box_mask(shape, x, y, w, h, scale=1.0):
     return mask
 
 
-def localize(model, boxes, image_dir, settings, box_size=1024, layer_name=None, batch_size=8):
+def localize(model, boxes, image_dir, pre, box_size=1024, layer_name=None, batch_size=8):
     """Pointing game and Otsu IoU for every box of `boxes` (columns Image, Label, x, y, w, h,
     as `metadata.read_bboxes` gives) whose image and label the model has.
 
     Boxes are in the pixels of the `box_size`-pixel square images they were drawn on
-    (1024 for NIH) and are scaled to the model's input. Returns (per box, per class).
+    (1024 for NIH) and are scaled to the model's input. Beside each hit: whether a
+    heatmap that always points at the image centre would hit (the baseline a model's
+    maps must beat). Returns (per box, per class).
     """
-    boxes = boxes[boxes["Label"].isin(settings["labels"])]
+    boxes = boxes[boxes["Label"].isin(pre.labels)]
     names = sorted(set(boxes["Image"]))
     missing = [name for name in names if not os.path.exists(os.path.join(image_dir, name))]
     if missing:
         raise FileNotFoundError(f"{len(missing)} boxed image(s) not in {image_dir}, e.g. {missing[:3]}")
-    labels = sorted(set(boxes["Label"]), key=settings["labels"].index)
+    labels = sorted(set(boxes["Label"]), key=pre.labels.index)
     paths = [os.path.join(image_dir, name) for name in names]
     rows = []
-    for name, (_, heatmaps, probabilities) in zip(names, explain_files(model, paths, settings, labels,
+    for name, (_, heatmaps, probabilities) in zip(names, explain_files(model, paths, pre, labels,
                                                                       layer_name, batch_size)):
         for box in boxes[boxes["Image"] == name].itertuples():
             k = labels.index(box.Label)
             region = box_mask(heatmaps[k].shape, box.x, box.y, box.w, box.h, heatmaps[k].shape[0] / box_size)
+            height, width = region.shape
             rows.append({"Image": name, "label": box.Label,
-                         "p": float(probabilities[settings["labels"].index(box.Label)]),
+                         "p": float(probabilities[pre.labels.index(box.Label)]),
                          "hit": pointing_hit(heatmaps[k], region), "iou": otsu_iou(heatmaps[k], region),
+                         "centre_hit": bool(region[height // 2, width // 2]),
                          # an all-zero map points nowhere: a miss, but counted apart so it can be told apart
                          "empty": bool(heatmaps[k].max() == 0)})
-    per_box = pd.DataFrame(rows, columns=["Image", "label", "p", "hit", "iou", "empty"])
+    per_box = pd.DataFrame(rows, columns=["Image", "label", "p", "hit", "iou", "centre_hit", "empty"])
     per_class = per_box.groupby("label", sort=False).agg(
-        hit_rate=("hit", "mean"), mean_iou=("iou", "mean"), boxes=("hit", "size"), empty_maps=("empty", "sum"))
+        hit_rate=("hit", "mean"), centre_hit_rate=("centre_hit", "mean"), mean_iou=("iou", "mean"),
+        boxes=("hit", "size"), empty_maps=("empty", "sum"))
     return per_box, per_class

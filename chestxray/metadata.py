@@ -80,7 +80,13 @@ def read_bboxes(path):
     return boxes
 
 
+# The course's 1,188 images (320 px), the metadata table, the box list and the splits,
+# committed with the code: what the notebook, the tests and the main command use.
+DATA_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "nih"))
+
+
 def nih_dir():
-    """Where the NIH data is: $CHESTXRAY_NIH, else ../shared/data/nih beside the checkout."""
+    """Where the benchmark copy of the NIH data is (the 1024 px originals in `images-1024/`):
+    $CHESTXRAY_NIH, else ../shared/data/nih beside the checkout."""
     default = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "nih")
     return os.path.normpath(os.environ.get("CHESTXRAY_NIH", default))

@@ -13,8 +13,16 @@ import keras
 from .labels import LABELS
 
 
+def base_weights(weights):
+    """None, "imagenet" or a file: "none" (any case) and "" mean None, as on the command line."""
+    if weights is None or str(weights).strip().lower() in ("", "none"):
+        return None
+    return "imagenet" if str(weights).lower() == "imagenet" else weights
+
+
 def build_model(n_classes=len(LABELS), weights=None, image_size=320):
     """The course's architecture, uncompiled."""
+    weights = base_weights(weights)
     if weights not in (None, "imagenet") and not os.path.isfile(weights):
         raise FileNotFoundError(f"base weights file not found: {weights}")
     inputs = keras.Input((image_size, image_size, 3), name="image")
@@ -25,14 +33,24 @@ def build_model(n_classes=len(LABELS), weights=None, image_size=320):
     return keras.Model(inputs, outputs, name="chestxray_densenet121")
 
 
-def load_model(path, image_size=320, n_classes=len(LABELS)):
-    """A trained model: a `.keras` file, or weights of the whole model (`.h5`, `.weights.h5`,
-    as the course's `pretrained_model.h5`) put into `build_model`'s architecture."""
+def load_model(path, image_size=None, n_classes=None):
+    """A trained model: a `.keras` file, or weights of the whole model (`.weights.h5` as `train`
+    writes and `models/nih/` ships, or `.h5` as the course's `pretrained_model.h5`) put into
+    `build_model`'s architecture, at the image size and labels of the preprocessing.json
+    beside it (else 320 px and the 14 labels)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path}")
     if path.endswith(".keras"):
         from . import losses  # noqa: F401  (registers the weighted loss for deserialisation)
         return keras.models.load_model(path, safe_mode=True)
-    model = build_model(n_classes, weights=None, image_size=image_size)
-    model.load_weights(path)
+    from .preprocessing import FILENAME, Preprocessing
+
+    if os.path.exists(os.path.join(os.path.dirname(os.path.abspath(path)), FILENAME)):
+        pre = Preprocessing.load(path)
+        image_size, n_classes = image_size or pre.image_size, n_classes or len(pre.labels)
+    model = build_model(n_classes or len(LABELS), weights=None, image_size=image_size or 320)
+    try:
+        model.load_weights(path)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{path}: not weights of this model ({type(e).__name__}: {e})") from None
     return model

@@ -30,8 +30,32 @@ def _table(frame):
     return frame.to_html(float_format="{:.3f}".format, na_rep="n/a", border=0, escape=True)
 
 
-def build_report(eval_dir, out, title="Chest X-ray classifier: evaluation"):
-    """Write the page to `out`; returns its path."""
+def _optional_sections(eval_dir):
+    """Calibration (calibration.csv, reliability.png) and localization (localize.csv), where present."""
+    parts = []
+    calibration = os.path.join(eval_dir, "calibration.csv")
+    if os.path.exists(calibration):
+        parts += ["<h2>Calibration</h2>",
+                  "<p class='note'>The weighted loss trains the model as if every label were present half the "
+                  "time, so its raw scores overstate every finding. The calibrated probabilities put each label "
+                  "back at its training prevalence (odds times prevalence / (1 - prevalence)); AUROC does not "
+                  "change. Brier score and expected calibration error (10 bins) over all image-label pairs; "
+                  "lower is better.</p>",
+                  _table(pd.read_csv(calibration, index_col=0))]
+        if os.path.exists(os.path.join(eval_dir, "reliability.png")):
+            parts.append(_image(os.path.join(eval_dir, "reliability.png"), "reliability diagram"))
+    localization = os.path.join(eval_dir, "localize.csv")
+    if os.path.exists(localization):
+        parts += ["<h2>Does Grad-CAM point at the radiologists' boxes?</h2>",
+                  "<p class='note'>Pointing game: a hit when the heatmap's maximum falls inside the box. "
+                  "centre_hit_rate: the same for a heatmap that always points at the image centre, the "
+                  "baseline to beat. Few boxes per label: read these as rough.</p>",
+                  _table(pd.read_csv(localization, index_col=0))]
+    return parts
+
+
+def build_report(eval_dir, out, title="Chest X-ray classifier: evaluation", about=None):
+    """Write the page to `out`; returns its path. `about`: a sentence on the model (`demo.model_summary`)."""
     needed = ["metrics.csv", "comparison.csv", "roc.png"]
     missing = [name for name in needed if not os.path.exists(os.path.join(eval_dir, name))]
     if missing:
@@ -46,7 +70,9 @@ def build_report(eval_dir, out, title="Chest X-ray classifier: evaluation"):
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f"<p>Test set: {n} images. Intervals are 95% bootstrap percentile intervals over "
+        *([f"<p>{html.escape(about)}</p>"] if about else []),
+        f"<p><b>Mean AUROC {metrics['auroc'].mean():.3f}</b> over the {int(metrics['auroc'].notna().sum())} labels "
+        f"with positive and negative test images. Test set: {n} images. Intervals are 95% bootstrap percentile intervals over "
         f"{int(metrics['boot_used'].max())} replicates of the test set, as in the CheXNeXt paper.</p>",
         "<h2>AUROC and PR-AUC per label</h2>", _table(shown),
         *(f"<p class='note'>{html.escape(label)}: {html.escape(str(note))}</p>" for label, note in notes.items()),
@@ -60,6 +86,8 @@ def build_report(eval_dir, out, title="Chest X-ray classifier: evaluation"):
         if gallery else "<p class='note'>No Grad-CAM images in this evaluation.</p>",
         *(f"<figure>{_image(path, os.path.basename(path))}<figcaption>{html.escape(os.path.basename(path))}"
           "</figcaption></figure>" for path in gallery),
+        *_optional_sections(eval_dir),
+        "<p class='note'>Not a medical device: a teaching model trained on a few hundred images.</p>",
         "</body></html>",
     ]
     with open(out, "w", encoding="utf-8") as f:

@@ -20,8 +20,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from .data import (OPTIONS, PARALLEL, Batches, batched, check_files, check_table, decoder_for, load_image,
-                   load_rows, standardize, training_sample_stats)
+from .augment import Augmentation
+from .data import (OPTIONS, PARALLEL, Batches, augmented, batched, check_files, check_table, decoder_for,
+                   load_image, load_rows, standardize, training_sample_stats)
 from .labels import LABELS
 
 
@@ -77,7 +78,7 @@ def read_stats(folder):
 
 
 def shard_batches(folder, batch_size=8, shuffle=False, seed=1, mean=None, std=None, horizontal_flip=False,
-                  shuffle_buffer=4096, y_cols=LABELS, drop_remainder=False):
+                  shuffle_buffer=4096, y_cols=LABELS, drop_remainder=False, augment=None):
     """Batches `(x, y)` from a folder of shards, with the same standardization as `ImageBatches`.
 
     Shuffled: shard order each epoch, records from several shards interleaved, then a
@@ -97,7 +98,8 @@ def shard_batches(folder, batch_size=8, shuffle=False, seed=1, mean=None, std=No
     def parse(record):
         example = tf.io.parse_single_example(record, spec)
         image = tf.reshape(tf.io.decode_raw(example["image"], tf.uint8), [side, side, 1])
-        return standardize(tf.cast(image, tf.float32), mean, std), example["labels"]
+        image = tf.cast(image, tf.float32)
+        return (image if augment else standardize(image, mean, std)), example["labels"]
 
     if shuffle:  # records of several shards at once, in a new shard order each epoch
         ds = (tf.data.Dataset.from_tensor_slices(files)
@@ -106,9 +108,12 @@ def shard_batches(folder, batch_size=8, shuffle=False, seed=1, mean=None, std=No
                           num_parallel_calls=PARALLEL))
     else:  # one shard after the other: the order of index.csv
         ds = tf.data.TFRecordDataset(files)
+    if augment is None and horizontal_flip:
+        augment = Augmentation(flip=True)
     ds = ds.map(parse, num_parallel_calls=PARALLEL)
     if shuffle:
         ds = ds.shuffle(min(len(labels), shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
     ds = ds.apply(tf.data.experimental.assert_cardinality(len(labels))).with_options(OPTIONS)
-    return Batches(batched(ds, batch_size, seed, horizontal_flip, drop_remainder), labels, batch_size,
-                   drop_remainder)
+    if augment:
+        ds = augmented(ds, augment, seed, mean, std)
+    return Batches(batched(ds, batch_size, drop_remainder), labels, batch_size, drop_remainder)

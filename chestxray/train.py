@@ -1,11 +1,13 @@
 """Training: weighted loss, the course's callbacks, resuming after a kill, tf.distribute.
 
 `train(...)` writes into `out`:
-  best.keras         the model of the best epoch so far (lowest val_loss)
+  run.json           the recipe and data of this run, written first; a restart must match it
+  preprocessing.json image size, standardisation, the training sample's mean/std, label prevalence
+  best.keras         the model of the best epoch so far (by `recipe.monitor`)
   model.keras        the final model (best epoch's weights), written at the end
-  history.csv        one row per finished epoch, `epoch` from 0
-  loss.png           training and validation loss curves
-  preprocessing.json image size, labels and the featurewise mean/std for evaluation
+  model.weights.h5   the same weights alone (no optimizer state): what is shipped
+  history.csv        one row per finished epoch, `epoch` from 0: loss, val_loss, val_auroc, lr
+  loss.png           training and validation loss, and validation mean AUROC
   logs/              TensorBoard
   resume/            the state after the last finished epoch (model with optimizer, callback state)
 
@@ -18,16 +20,21 @@ import json
 import math
 import os
 import shutil
+from dataclasses import asdict, replace
 
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from .data import ImageBatches, training_sample_stats
+from .augment import Augmentation
+from .data import ImageBatches
+from .evaluate import mean_auroc
 from .labels import LABELS
 from .losses import compute_class_freqs, get_weighted_loss
 from .model import build_model
+from .preprocessing import Preprocessing
+from .recipe import Recipe
 from .shards import read_stats, shard_batches
 
 
@@ -60,6 +67,45 @@ def _write_atomic(path, text):
     os.replace(path + ".tmp", path)
 
 
+class ValidationMetrics(keras.callbacks.Callback):
+    """val_loss (the weighted loss) and val_auroc (mean AUROC over the labels that have
+    both classes) from one pass over the validation batches, into the epoch's logs.
+
+    First among the callbacks, so that the checkpoint, early stopping, the learning
+    rate schedule and history.csv all see them.
+    """
+
+    def __init__(self, batches, loss):
+        super().__init__()
+        # Every worker of a cluster predicts the whole validation set (no auto-sharding),
+        # so that each computes the same metrics.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        self.batches, self.labels, self.loss = batches.with_options(options), batches.labels, loss
+
+    def on_epoch_end(self, epoch, logs=None):
+        scores = self.model.predict(self.batches, verbose=0)
+        y = self.labels[:len(scores)].astype(np.float32)  # whole batches only under multiworker
+        logs["val_loss"] = float(self.loss(y, scores))
+        logs["val_auroc"] = mean_auroc(y, scores)
+        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+class EMAWeights(keras.callbacks.SwapEMAWeights):
+    """The weights' moving average in the model from the end of each epoch (validation,
+    checkpoint, early stopping see it) to the start of the next. `training_weights()`
+    puts the trained weights back early: `Resume` saves those, with the average in
+    the optimizer, so that a restart goes on exactly."""
+
+    def __init__(self):
+        super().__init__(swap_on_epoch=True)
+
+    def training_weights(self):
+        if self._ema_weights_in_model:
+            self._swap_variables()
+            self._ema_weights_in_model = False
+
+
 class Resume(keras.callbacks.Callback):
     """Commits the training state after each finished epoch; restores it at the start.
 
@@ -69,10 +115,10 @@ class Resume(keras.callbacks.Callback):
     written beside the old one and swapped in by renames.
     """
 
-    def __init__(self, folder, stateful, history_csv, best_path):
+    def __init__(self, folder, stateful, history_csv, best_path, ema=None):
         super().__init__()
         self.folder, self.stateful = folder, stateful
-        self.history_csv, self.best_path = history_csv, best_path
+        self.history_csv, self.best_path, self.ema = history_csv, best_path, ema
         self.restored = None  # set by `load`: the state dict of the last finished epoch
 
     def saved(self):
@@ -108,11 +154,13 @@ class Resume(keras.callbacks.Callback):
                 callback.best_weights = keras.models.load_model(self.best_path).get_weights()
 
     def on_epoch_end(self, epoch, logs=None):
-        if not all(math.isfinite(float(v)) for v in (logs or {}).values()):
+        if not all(math.isfinite(float((logs or {}).get(k, 0.0))) for k in ("loss", "val_loss")):
             return  # never commit a diverged state
         state = {"epoch": epoch, "callbacks": {
             name: {key: _plain(getattr(callback, key)) for key in _STATE[type(callback)]}
             for name, callback in self.stateful.items()}}
+        if self.ema:
+            self.ema.training_weights()
         new, old = self.folder + ".new", self.folder + ".old"
         shutil.rmtree(new, ignore_errors=True)
         os.makedirs(new)
@@ -142,8 +190,8 @@ def _plot_history(history_csv, path):
     from matplotlib.figure import Figure  # no pyplot: a notebook's figures must keep their backend
 
     history = pd.read_csv(history_csv)
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
+    fig = Figure(figsize=(10, 4))
+    ax, right = fig.subplots(1, 2)
     for column in ("loss", "val_loss"):
         if column in history:
             ax.plot(history["epoch"], history[column], marker="o", label=column)
@@ -151,91 +199,143 @@ def _plot_history(history_csv, path):
     ax.set_ylabel("weighted loss")
     ax.set_title("Training and validation loss")
     ax.legend()
+    if "val_auroc" in history:
+        right.plot(history["epoch"], history["val_auroc"], marker="o", color="tab:green")
+        best = history["val_auroc"].idxmax()
+        right.annotate(f"{history['val_auroc'][best]:.3f}", (history["epoch"][best], history["val_auroc"][best]),
+                       textcoords="offset points", xytext=(0, 6), ha="center")
+    right.set_xlabel("epoch")
+    right.set_ylabel("mean AUROC")
+    right.set_title("Validation mean AUROC")
     fig.tight_layout()
     fig.savefig(path)
 
 
-def train(train_df, valid_df, image_dir, out, epochs=10, batch_size=8, lr=1e-4, image_size=320,
-          weights=None, strategy="none", seed=0, sample_size=100, cache=None, horizontal_flip=True,
-          lr_patience=2, lr_factor=0.1, lr_min_delta=1e-4, stop_patience=5, callbacks=(), verbose=1,
-          model_fn=None, train_shards=None, valid_shards=None):
-    """Train (or resume training) a model; returns the fitted model.
 
+def _data(train_df, valid_df, image_dir, recipe, global_batch, whole, cache, train_shards, valid_shards):
+    """(preprocessing, training batches, validation batches), from tables of PNGs or from shards."""
+    augment = Augmentation.named(recipe.augment)
+    if train_shards:
+        stats = read_stats(train_shards)
+        if recipe.image_size != stats["image_size"]:
+            print(f"image size {stats['image_size']}, as in {train_shards} (not {recipe.image_size})")
+        prevalence = pd.read_csv(os.path.join(train_shards, "index.csv"))[LABELS].to_numpy().mean(axis=0)
+        pre = Preprocessing(stats["image_size"], LABELS, recipe.standardize, stats["mean"], stats["std"],
+                            prevalence, f"{train_shards}/stats.json")
+        train_batches = shard_batches(train_shards, global_batch, shuffle=True, seed=recipe.seed,
+                                      mean=pre.mean_std[0], std=pre.mean_std[1], augment=augment,
+                                      drop_remainder=whole)
+        valid_batches = shard_batches(valid_shards, global_batch, mean=pre.mean_std[0], std=pre.mean_std[1],
+                                      drop_remainder=whole)
+        return pre, train_batches, valid_batches
+    pre = Preprocessing.from_training(train_df, image_dir, recipe.image_size, recipe.standardize,
+                                      sample_size=recipe.sample_size, seed=recipe.seed)
+    mean, std = pre.mean_std
+    train_batches = ImageBatches(train_df, image_dir, "Image", LABELS, batch_size=global_batch, size=pre.size,
+                                 shuffle=True, seed=recipe.seed, mean=mean, std=std, augment=augment,
+                                 cache=cache, drop_remainder=whole)
+    valid_batches = ImageBatches(valid_df, image_dir, "Image", LABELS, batch_size=global_batch, size=pre.size,
+                                 mean=mean, std=std, cache=cache, drop_remainder=whole)
+    return pre, train_batches, valid_batches
+
+
+def _run_record(out, recipe, train_df, valid_df, train_shards, valid_shards):
+    """Write run.json on a fresh start; on a restart, refuse a folder of another run."""
+    data = ({"train_shards": train_shards, "valid_shards": valid_shards} if train_shards else
+            {"train_images": train_df["Image"].tolist(), "valid_images": valid_df["Image"].tolist()})
+    record = {"recipe": asdict(recipe), "data": data}
+    path = os.path.join(out, "run.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        differ = sorted(k for k in record["recipe"] if saved["recipe"].get(k) != record["recipe"][k])
+        differ += sorted(k for k in record["data"] if saved["data"].get(k) != record["data"][k])
+        if differ:
+            raise FileExistsError(f"{out} holds another run ({path} differs in {', '.join(differ)}): "
+                                  "choose a new --out, or repeat that run's settings to resume it")
+        return
+    if os.path.exists(os.path.join(out, "history.csv")):
+        raise FileExistsError(f"{os.path.join(out, 'history.csv')} exists but {path} does not: this is another "
+                              "run's folder; choose a new --out (nothing was overwritten)")
+    _write_atomic(path, json.dumps(record, indent=1))
+
+
+def train(train_df, valid_df, image_dir, out, recipe=None, *, strategy="none", cache=None, callbacks=(),
+          verbose=1, model_fn=None, train_shards=None, valid_shards=None, **settings):
+    """Train (or resume training) a model; returns the fitted model (the best epoch's weights).
+
+    `recipe`: a `Recipe`; keyword `settings` override its fields (`epochs=3, lr=1e-3`).
     Data: the course frames and `image_dir`, or folders written by `write_shards`
     (`train_shards`, `valid_shards`; then the frames and image_dir are not used).
-
     `model_fn(n_classes, weights, image_size)` replaces `build_model` (e.g. a small model for tests).
+    Seeds Python's, NumPy's and TensorFlow's global generators with `recipe.seed`.
     """
-    keras.utils.set_random_seed(seed)
+    recipe = replace(recipe or Recipe(), **settings)
+    keras.utils.set_random_seed(recipe.seed)
     strategy = make_strategy(strategy) if isinstance(strategy, (str, type(None))) else strategy
     chief = _is_chief(strategy)
     # Every worker saves (checkpoints, resume state), but only the chief where asked.
     out = out if chief else os.path.join(out, f".worker-{strategy.cluster_resolver.task_id}")
     os.makedirs(out, exist_ok=True)
+    history_csv, best_path = os.path.join(out, "history.csv"), os.path.join(out, "best.keras")
 
-    history_csv = os.path.join(out, "history.csv")
-    best_path = os.path.join(out, "best.keras")
-    plateau = keras.callbacks.ReduceLROnPlateau("val_loss", factor=lr_factor, patience=lr_patience,
-                                                min_delta=lr_min_delta, verbose=1)
-    stop = keras.callbacks.EarlyStopping("val_loss", patience=stop_patience, restore_best_weights=True, verbose=1)
-    checkpoint = keras.callbacks.ModelCheckpoint(best_path, monitor="val_loss", save_best_only=True)
-    resume = Resume(os.path.join(out, "resume"), {"plateau": plateau, "stop": stop, "checkpoint": checkpoint},
-                    history_csv, best_path)
-    if os.path.exists(history_csv) and resume.saved() is None:
-        raise FileExistsError(f"{history_csv} exists but {resume.folder} does not: this is another run's "
+    resume_folder = os.path.join(out, "resume")
+    if os.path.exists(history_csv) and not os.path.exists(os.path.join(out, "run.json")) \
+            and Resume(resume_folder, {}, history_csv, best_path).saved() is None:
+        raise FileExistsError(f"{history_csv} exists but {resume_folder} does not: this is another run's "
                               "folder; choose a new --out (nothing was overwritten)")
+    _run_record(out, recipe, train_df, valid_df, train_shards, valid_shards)
 
-    global_batch = batch_size * strategy.num_replicas_in_sync
+    global_batch = recipe.batch_size * strategy.num_replicas_in_sync
     # Across workers a last, partial batch leaves some worker an empty one, which fails:
     # there, every batch is whole, and the images left over each epoch are said.
     whole = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    if train_shards:
-        stats = read_stats(train_shards)
-        if image_size != stats["image_size"]:
-            print(f"image size {stats['image_size']}, as in {train_shards} (not {image_size})")
-        image_size, mean, std = stats["image_size"], stats["mean"], stats["std"]
-        train_batches = shard_batches(train_shards, global_batch, shuffle=True, seed=seed,
-                                      horizontal_flip=horizontal_flip, drop_remainder=whole)
-        valid_batches = shard_batches(valid_shards, global_batch, mean=mean, std=std, drop_remainder=whole)
-    else:
-        size = (image_size, image_size)
-        mean, std = training_sample_stats(train_df, image_dir, "Image", sample_size, seed, size)
-        train_batches = ImageBatches(train_df, image_dir, "Image", LABELS, batch_size=global_batch, size=size,
-                                     shuffle=True, seed=seed, horizontal_flip=horizontal_flip, cache=cache,
-                                     drop_remainder=whole)
-        valid_batches = ImageBatches(valid_df, image_dir, "Image", LABELS, batch_size=global_batch, size=size,
-                                     mean=mean, std=std, cache=cache, drop_remainder=whole)
+    pre, train_batches, valid_batches = _data(train_df, valid_df, image_dir, recipe, global_batch, whole, cache,
+                                              train_shards, valid_shards)
     for name, batches in (("training", train_batches), ("validation", valid_batches)):
         left_out = len(batches.labels) - len(batches) * global_batch if whole else 0
         if left_out:
             print(f"multiworker: {left_out} {name} image(s) per epoch left out to keep batches whole "
                   f"(global batch {global_batch})")
-    preprocessing = {"image_size": image_size, "labels": LABELS, "mean": mean, "std": std,
-                     "train_mode": "samplewise", "eval_mode": "featurewise"}
-    _write_atomic(os.path.join(out, "preprocessing.json"), json.dumps(preprocessing, indent=2))
+    pre.save(out)
+
+    freq_pos, freq_neg = compute_class_freqs(train_batches.labels)
+    loss = get_weighted_loss(freq_neg, freq_pos)
+    stateful = {
+        "stop": keras.callbacks.EarlyStopping(recipe.monitor, mode=recipe.mode, patience=recipe.stop_patience,
+                                              restore_best_weights=True, verbose=1),
+        "checkpoint": keras.callbacks.ModelCheckpoint(best_path, monitor=recipe.monitor, mode=recipe.mode,
+                                                      save_best_only=True)}
+    if recipe.schedule == "plateau":  # a cosine schedule sets the rate itself
+        stateful["plateau"] = keras.callbacks.ReduceLROnPlateau(
+            recipe.monitor, mode=recipe.mode, factor=recipe.lr_factor, patience=recipe.lr_patience,
+            min_delta=recipe.lr_min_delta, verbose=1)
+    ema = EMAWeights() if recipe.ema else None
+    resume = Resume(resume_folder, stateful, history_csv, best_path, ema)
 
     with strategy.scope():
         model, state = resume.load()
         if model is None:
-            freq_pos, freq_neg = compute_class_freqs(train_batches.labels)
-            model = (model_fn or build_model)(len(LABELS), weights, image_size)
-            model.compile(optimizer=keras.optimizers.Adam(lr), loss=get_weighted_loss(freq_neg, freq_pos))
+            model = (model_fn or build_model)(len(LABELS), recipe.weights, pre.image_size)
+            model.compile(optimizer=recipe.optimizer(len(train_batches)), loss=loss)
             initial_epoch = 0
         else:
             initial_epoch = state["epoch"] + 1
             print(f"resuming after epoch {state['epoch']} from {resume.folder}: learning rate "
-                  f"{float(model.optimizer.learning_rate):.3g}, optimizer step {int(model.optimizer.iterations)}")
+                  f"{float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)):.3g}, "
+                  f"optimizer step {int(model.optimizer.iterations)}")
 
-    # Order matters: ReduceLROnPlateau adds learning_rate to the logs that CSVLogger writes,
-    # and Resume, last, restores the others after they reset themselves and saves after them.
-    all_callbacks = [plateau, stop, checkpoint,
+    # Order matters. The average weights go in first and the validation metrics follow, so that
+    # the others see both; ReduceLROnPlateau adds learning_rate to the logs that CSVLogger writes;
+    # Resume, last, restores the others after they reset themselves and saves after them.
+    all_callbacks = [*([ema] if ema else []), ValidationMetrics(valid_batches, loss), *stateful.values(),
                      keras.callbacks.CSVLogger(history_csv, append=True),
                      keras.callbacks.TensorBoard(os.path.join(out, "logs")),
                      keras.callbacks.TerminateOnNaN(), *callbacks, resume]
-    if initial_epoch >= epochs:
-        print(f"nothing to do: {initial_epoch} of {epochs} epochs already done in {out}")
+    if initial_epoch >= recipe.epochs:
+        print(f"nothing to do: {initial_epoch} of {recipe.epochs} epochs already done in {out}")
         return model
-    history = model.fit(train_batches, validation_data=valid_batches, epochs=epochs, initial_epoch=initial_epoch,
+    history = model.fit(train_batches, epochs=recipe.epochs, initial_epoch=initial_epoch,
                         callbacks=all_callbacks, verbose=verbose)
 
     losses = history.history.get("loss", [])
@@ -244,7 +344,9 @@ def train(train_df, valid_df, image_dir, out, epochs=10, batch_size=8, lr=1e-4, 
             f"training stopped: the loss became {losses[-1]} in epoch {initial_epoch + len(losses) - 1}. "
             f"The best model so far is intact in {best_path}; {os.path.join(out, 'model.keras')} was not written. "
             "Lower the learning rate (--lr) or check the input.")
+    # EarlyStopping put the best epoch's weights back (the average, with ema).
     model.save(os.path.join(out, "model.keras"))
+    model.save_weights(os.path.join(out, "model.weights.h5"))
     if chief:
         _plot_history(history_csv, os.path.join(out, "loss.png"))
     return model

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real NIH data (one setting, CHESTXRAY_NIH) and small phantom sets."""
+"""Shared fixtures: the real NIH data in the repository (data/nih), the 1024 px originals
+(CHESTXRAY_NIH), and small phantom sets."""
 
 import os
 import sys
@@ -8,7 +9,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # the course files (util.py, public_tests.py) live at the root
 
-from chestxray.metadata import nih_dir, read_nih_metadata  # noqa: E402
+from chestxray.metadata import DATA_DIR, nih_dir, read_nih_metadata  # noqa: E402
 from chestxray.phantoms import make_phantoms  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -16,13 +17,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @pytest.fixture(scope="session")
 def nih():
-    """The NIH data folder; a clear failure (never a skip) when it is not there."""
-    path = nih_dir()
-    needed = ["Data_Entry_2017_v2020.csv.gz", "BBox_List_2017.csv.gz", "images", "images-1024"]
-    missing = [name for name in needed if not os.path.exists(os.path.join(path, name))]
+    """The course's NIH data in the repository: a clear failure (never a skip) when it is not there."""
+    needed = ["Data_Entry_2017_v2020.csv.gz", "BBox_List_2017.csv.gz", "images"]
+    missing = [name for name in needed if not os.path.exists(os.path.join(DATA_DIR, name))]
     if missing:
-        pytest.fail(f"NIH test data not found: {missing} missing in {path}. Put the shared data "
-                    "there (see README, 'Data') or set CHESTXRAY_NIH to the folder that holds it.",
+        pytest.fail(f"NIH data not found: {missing} missing in {DATA_DIR}. It is committed with the "
+                    "code: check out the whole repository (see data/nih/README.md).", pytrace=False)
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def originals():
+    """The 1024 px NIH originals (not committed): $CHESTXRAY_NIH/images-1024."""
+    path = os.path.join(nih_dir(), "images-1024")
+    if not os.path.isdir(path):
+        pytest.fail(f"the 1024 px NIH originals are not in {path}: put the shared data there "
+                    "(see README, 'Data') or set CHESTXRAY_NIH to the folder that holds images-1024/.",
                     pytrace=False)
     return path
 

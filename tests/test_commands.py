@@ -15,6 +15,7 @@ from sklearn.metrics import average_precision_score
 from chestxray.cli import main
 from chestxray.labels import LABELS
 from chestxray.phantoms import PHANTOM_LABELS
+from chestxray.preprocessing import Preprocessing
 from chestxray.train import train
 from tests.test_train import split_phantoms, tiny_model  # noqa: F401  (fixture)
 
@@ -56,6 +57,16 @@ def test_evaluate_writes_predictions_metrics_and_figures(evaluated):
     assert comparison.loc["Cardiomegaly", "CheXNeXt radiologists (n=420)"] == "0.888 [0.863, 0.910]"
     assert os.path.getsize(os.path.join(out, "roc.png")) > 10_000
     assert len(os.listdir(os.path.join(out, "gradcam"))) == 2
+    # predictions.csv: the model's scores (scores.csv) calibrated to the training prevalence.
+    scores = pd.read_csv(os.path.join(out, "scores.csv"))
+    calibration = pd.read_csv(os.path.join(out, "calibration.csv"), index_col=0)
+    assert list(calibration.index) == ["model scores", "calibrated"]
+    y = test[LABELS].to_numpy()
+    for name, table in (("model scores", scores), ("calibrated", predictions)):
+        assert calibration.loc[name, "brier"] == pytest.approx(np.mean((table[LABELS].to_numpy() - y) ** 2))
+        assert 0 <= calibration.loc[name, "ece"] <= 1
+    assert (predictions[LABELS].to_numpy() <= scores[LABELS].to_numpy() + 1e-9).all()  # every label under 50%
+    assert os.path.getsize(os.path.join(out, "reliability.png")) > 10_000
 
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -79,8 +90,9 @@ def test_report_renders_in_headless_chromium(evaluated, tmp_path):
                           "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
     loaded, total, tables = map(int, re.search(r"images (\d+)/(\d+) tables (\d+)", dom).groups())
-    assert total == 1 + 2 and loaded == total  # the ROC figure and the two Grad-CAM images
-    assert tables == 2 and "Cardiomegaly" in dom and f"Test set: {len(test)} images" in dom
+    assert total == 2 + 2 and loaded == total  # the ROC and reliability figures, the two Grad-CAM images
+    assert tables == 3 and "Cardiomegaly" in dom and f"Test set: {len(test)} images" in dom  # metrics,
+    assert "Mean AUROC" in dom and "Calibration" in dom  # comparison and calibration tables
 
 
 def write_dicom(path, stored, photometric, slope, intercept):
@@ -116,12 +128,17 @@ def test_predict_gives_the_same_for_png_and_dicom(trained, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     png, dcm = result[str(tmp_path / "image.png")], result[str(tmp_path / "image.dcm")]
     assert list(png) == LABELS
-    np.testing.assert_allclose([png[k] for k in LABELS], [dcm[k] for k in LABELS], atol=2e-5)
+    for kind in ("probability", "score"):
+        np.testing.assert_allclose([png[k][kind] for k in LABELS], [dcm[k][kind] for k in LABELS], atol=2e-5)
+    # Probabilities are the scores put back at the training prevalence.
+    pre = Preprocessing.load(model)
+    np.testing.assert_allclose([png[k]["probability"] for k in LABELS],
+                               pre.calibrate([[png[k]["score"] for k in LABELS]])[0], atol=2e-6)
     # An inverted picture (MONOCHROME2 with the same stored values) is a different image.
     write_dicom(tmp_path / "wrong.dcm", (255 - gray.astype(np.int64)) * 16 + 7, "MONOCHROME2", 0.5, -100)
     main(["predict", str(tmp_path / "wrong.dcm"), "--model", model, "--json"])
     wrong = json.loads(capsys.readouterr().out)[str(tmp_path / "wrong.dcm")]
-    assert max(abs(wrong[k] - png[k]) for k in LABELS) > 1e-3
+    assert max(abs(wrong[k]["score"] - png[k]["score"]) for k in LABELS) > 1e-3
 
 
 def test_predict_names_a_bad_file_and_a_missing_normalisation(trained, tmp_path):

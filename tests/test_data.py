@@ -158,15 +158,15 @@ def test_every_kind_of_file_decodes_alike(nih, tmp_path):
         assert np.allclose(single[0], x[names.index(name)], atol=1e-3)
 
 
-def test_full_resolution_originals(nih):
-    names = sorted(os.listdir(os.path.join(nih, "images-1024")))[:4]
-    big = ImageBatches(_frame(names), os.path.join(nih, "images-1024"), "Image", LABELS, size=(96, 96),
+def test_full_resolution_originals(nih, originals):
+    names = sorted(os.listdir(originals))[:4]
+    big = ImageBatches(_frame(names), originals, "Image", LABELS, size=(96, 96),
                        mean=0.0, std=1.0)
     small = ImageBatches(_frame(names), os.path.join(nih, "images"), "Image", LABELS, size=(96, 96),
                          mean=0.0, std=1.0)
     (a, _), (b, _) = big[0], small[0]
     assert a.shape == b.shape == (4, 96, 96, 3)
-    assert np.abs(a - b).mean() < 6  # same radiographs, resized from 1024 or from 384 px
+    assert np.abs(a - b).mean() < 6  # same radiographs, resized from 1024 or from 320 px
 
 
 def test_bad_files_are_named_before_any_work(nih, tmp_path):

@@ -8,6 +8,7 @@ import pytest
 import keras
 from PIL import Image
 
+from chestxray.preprocessing import Preprocessing
 from chestxray.explain import (box_mask, explain_files, gradcam, gradcam_per_class, localize, otsu_iou,
                                otsu_threshold, pointing_hit, split_model)
 
@@ -51,7 +52,7 @@ def test_heatmaps_peak_where_the_evidence_is_through_the_file_pipeline(tmp_path)
     image[8:16, 48:56] = 250   # rows 8..15, columns 48..55
     image[40:48, 8:16] = 5
     Image.fromarray(image).save(tmp_path / "spots.png")
-    settings = {"size": (32, 32), "mean": 120.0, "std": 60.0, "labels": ["bright", "dark"]}
+    settings = Preprocessing(32, ("bright", "dark"), "featurewise", 120.0, 60.0)
     (gray, heatmaps, probabilities), = explain_files(spot_model(), [str(tmp_path / "spots.png")], settings,
                                                      ["bright", "dark"])
     assert heatmaps.shape == (2, 32, 32) and gray.shape == (32, 32)
@@ -88,7 +89,7 @@ def test_localize_scores_each_box(tmp_path):
     Image.fromarray(image).save(tmp_path / "a.png")
     boxes = pd.DataFrame({"Image": ["a.png", "a.png"], "Label": ["bright", "bright"],
                           "x": [48 * 16, 0], "y": [8 * 16, 0], "w": [8 * 16, 128], "h": [8 * 16, 128]})
-    settings = {"size": (32, 32), "mean": 120.0, "std": 60.0, "labels": ["bright", "dark"]}
+    settings = Preprocessing(32, ("bright", "dark"), "featurewise", 120.0, 60.0)
     per_box, per_class = localize(spot_model(), boxes, str(tmp_path), settings, box_size=1024)
     assert per_box["hit"].tolist() == [True, False]
     assert per_box["iou"].iloc[0] >= 0.4 and per_box["iou"].iloc[1] == 0.0
@@ -126,8 +127,8 @@ def test_gradcam_points_at_phantom_lesions_after_a_minute_of_training(tmp_path):
     scored: this one-minute model pointed inside 2% and 54% of them (bench/RESULTS.md), a limit of
     the model, not of the wiring. A left-right flip of the same heatmaps must do much worse, so a
     mirrored or transposed path fails this test."""
-    from chestxray.data import preprocessing_for
     from chestxray.metadata import read_nih_metadata
+    from chestxray.preprocessing import Preprocessing
     from chestxray.model import load_model
     from chestxray.phantoms import make_phantoms
     from chestxray.splits import split_frame
@@ -140,7 +141,7 @@ def test_gradcam_points_at_phantom_lesions_after_a_minute_of_training(tmp_path):
     train(frames["train"], frames["valid"], str(tmp_path / "images"), run, epochs=25, batch_size=16, lr=2e-3,
           image_size=96, cache="memory", model_fn=lesion_cnn, stop_patience=100, lr_patience=100, verbose=0)
     model = load_model(os.path.join(run, "model.keras"))
-    settings = preprocessing_for(os.path.join(run, "model.keras"))
+    settings = Preprocessing.load(os.path.join(run, "model.keras"))
     test = frames["test"]
     paths = [str(tmp_path / "images" / name) for name in test["Image"]]
     hits, flipped, which = [], [], []
@@ -168,7 +169,6 @@ def test_course_compute_gradcam_normalises_as_the_test_generator(dev_frame, nih,
 
     import chestxray.explain
     import util
-    from chestxray.data import preprocess_file
     from chestxray.labels import LABELS
 
     image_dir = os.path.join(nih, "images")
@@ -178,16 +178,16 @@ def test_course_compute_gradcam_normalises_as_the_test_generator(dev_frame, nih,
     seen = {}
     real = chestxray.explain.explain_files
 
-    def spy(model, paths, settings, labels, layer_name=None, batch_size=8):
-        seen.update(settings, labels=labels)
-        return real(model, paths, settings, labels, layer_name, batch_size)
+    def spy(model, paths, pre, labels, layer_name=None, batch_size=8):
+        seen.update(pre=pre, labels=labels)
+        return real(model, paths, pre, labels, layer_name, batch_size)
 
     monkeypatch.setattr(chestxray.explain, "explain_files", spy)
     plt.close("all")
     util.compute_gradcam(random_cnn(14, 64), test_df["Image"].iloc[0], image_dir, train_df, LABELS,
                          ["Mass", "Edema"])
-    assert (seen["mean"], seen["std"]) == (test.mean, test.std)
-    x, _ = preprocess_file(os.path.join(image_dir, test_df["Image"].iloc[0]), seen)
+    assert seen["pre"].mean_std == (test.mean, test.std)
+    x, _ = seen["pre"].load_file(os.path.join(image_dir, test_df["Image"].iloc[0]))
     np.testing.assert_allclose(x.numpy(), test[0][0][0], atol=1e-5)
     titles = [ax.get_title() for ax in plt.gcf().axes]
     assert len(titles) == 3 and titles[1].startswith("Mass: p=") and titles[2].startswith("Edema: p=")
