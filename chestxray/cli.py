@@ -270,7 +270,9 @@ def _recipe_arguments(p):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m chestxray",
-                                     description="Chest X-ray classification on NIH ChestX-ray14: data, training, evaluation, explanation.")
+                                     description="Chest X-ray classification on NIH ChestX-ray14: data, training, "
+                                                 "evaluation, explanation.",
+                                     epilog="Errors in the input end in one line; add --debug for the traceback.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("split", help="patient-level, stratified train/valid/test CSVs from NIH metadata")
@@ -387,7 +389,29 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run a command; errors propagate (for callers and tests). `entry` is the command line's."""
     args = build_parser().parse_args(argv)
     if args.command == "split" and args.sizes is None and args.fractions is None:
         args.fractions = [0.7, 0.1, 0.2]
     args.run(args)
+
+
+# What a user's input can cause: a missing or undecodable file, a bad value, another run's folder.
+USER_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError, ValueError)
+
+
+def entry(argv=None):
+    """`python -m chestxray`: errors in what the user gave end in one line, `error: ...`, and exit
+    status 2; other exceptions are bugs and keep their traceback. `--debug` shows every traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
+    try:
+        main(argv)
+    except USER_ERRORS as e:
+        if debug:
+            raise
+        message = str(e).strip() or type(e).__name__
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)

@@ -199,14 +199,14 @@ def _plot_history(history_csv, path):
     ax.set_ylabel("weighted loss")
     ax.set_title("Training and validation loss")
     ax.legend()
-    if "val_auroc" in history:
+    right.set_title("Validation mean AUROC")
+    if "val_auroc" in history and history["val_auroc"].notna().any():
         right.plot(history["epoch"], history["val_auroc"], marker="o", color="tab:green")
         best = history["val_auroc"].idxmax()
-        right.annotate(f"{history['val_auroc'][best]:.3f}", (history["epoch"][best], history["val_auroc"][best]),
-                       textcoords="offset points", xytext=(0, 6), ha="center")
+        right.set_title(f"Validation mean AUROC (best {history['val_auroc'][best]:.3f}, "
+                        f"epoch {history['epoch'][best]})")
     right.set_xlabel("epoch")
     right.set_ylabel("mean AUROC")
-    right.set_title("Validation mean AUROC")
     fig.tight_layout()
     fig.savefig(path)
 

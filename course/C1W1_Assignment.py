@@ -20,8 +20,9 @@
 # - prepare the NIH ChestX-ray14 data so that no patient sits in two data sets;
 # - feed the images to the model through an input pipeline;
 # - measure the class imbalance and write a loss that corrects for it;
-# - adapt a pretrained DenseNet121 and train it;
-# - evaluate it with ROC curves and AUROC, with confidence intervals;
+# - adapt a DenseNet121 and train it;
+# - evaluate a trained model with ROC curves and AUROC, with confidence intervals,
+#   and turn its scores into probabilities you can read at face value;
 # - look at where it "looks" with Grad-CAM.
 #
 # Three exercises are graded: `check_for_leakage` (exercise 1),
@@ -40,7 +41,8 @@
 # %% tags=["parameters"]
 DATA_DIR = "data/nih"             # train.csv, valid.csv, test.csv
 IMAGE_DIR = "data/nih/images"     # the PNG images those tables name
-MODEL_DIR = "models/nih"          # densenet.hdf5 and pretrained_model.h5, if you have them
+MODEL_DIR = "models/nih"          # densenet.hdf5 (ImageNet base weights), if you have it
+SHIPPED_MODEL = "models/nih/model.weights.h5"  # the model this course ships, evaluated in section 5
 RUN_DIR = "runs/course"           # where training writes its checkpoints and logs
 IMAGE_SIZE = 320                  # pixels per side of the model's input
 BATCH_SIZE = 8
@@ -71,7 +73,7 @@ from keras import ops
 
 import util
 from chestxray import evaluate, train as training
-from chestxray.model import build_model, load_model
+from chestxray.model import build_model
 from public_tests import check_for_leakage_test, compute_class_freqs_test, get_weighted_loss_test
 
 keras.utils.set_random_seed(0)
@@ -429,23 +431,35 @@ model = training.train(train_df, valid_df, IMAGE_DIR, RUN_DIR, epochs=EPOCHS, ba
 pd.read_csv(os.path.join(RUN_DIR, "history.csv"))
 
 # %% [markdown]
-# A few epochs on a few hundred images cannot make a good model. The course
-# provides one trained on the full data set, `MODEL_DIR/pretrained_model.h5`;
-# if you have it, the next cell loads it for the evaluation, otherwise we
-# evaluate the model just trained.
+# One epoch on a few hundred images cannot make a good model. The course ships
+# one made by the same `train` function on the same training images, with a
+# longer recipe (more epochs, augmented images, a learning-rate schedule, an
+# average of the weights): `models/nih/model.weights.h5`. Its card,
+# `models/nih/README.md`, says how it was trained and how good it is.
+#
+# ### 4.2 Preprocessing: evaluate a model the way it was trained
+#
+# The course's generators standardise *training* images each by its own mean and
+# standard deviation, and *test* images by the mean and standard deviation of a
+# sample of training images. A model trained on the first and tested on the
+# second sees other numbers at test time than in training: measured on a model
+# trained from scratch on these images, that mismatch cost about 0.1 of mean
+# AUROC. `train` uses one standardisation for both and writes it, with the
+# image size, into `preprocessing.json` beside the model; evaluation, prediction
+# and Grad-CAM all read it from there. So the shipped model is evaluated below
+# with its own preprocessing, not with the course's test generator.
 
 # %%
-pretrained = os.path.join(MODEL_DIR, "pretrained_model.h5")
-if os.path.exists(pretrained) and IMAGE_SIZE == 320:
-    model = load_model(pretrained)
-    print(f"evaluating {pretrained}")
+if os.path.exists(SHIPPED_MODEL):
+    model, preprocessing = util.load_trained_model(SHIPPED_MODEL)
 else:
-    print(f"evaluating the model trained above ({pretrained} not found)")
+    model, preprocessing = util.load_trained_model(os.path.join(RUN_DIR, "model.keras"))
+test_generator = preprocessing.batches(test_df, IMAGE_DIR, batch_size=BATCH_SIZE)
 
 # %% [markdown]
 # ## 5. Prediction and evaluation
 #
-# The model's probabilities for every test image, in the order of `test.csv`:
+# The model's score for every label of every test image, in the order of `test.csv`:
 
 # %%
 predicted_vals = model.predict(test_generator, verbose=0)
@@ -471,6 +485,7 @@ auc_rocs = util.get_roc_curve(labels, predicted_vals, test_generator)
 
 # %%
 metrics = evaluate.metrics_table(test_generator.labels, predicted_vals, labels, n_boot=N_BOOT)
+print(f"mean AUROC on the test set: {metrics['auroc'].mean():.3f}")
 metrics[["auroc", "ci_low", "ci_high", "pr_auc", "positives", "note"]].round(3)
 
 # %% [markdown]
@@ -482,7 +497,37 @@ metrics[["auroc", "ci_low", "ci_high", "pr_auc", "positives", "note"]].round(3)
 evaluate.comparison_table(metrics)
 
 # %% [markdown]
-# ### 5.2 Visualising what the model learned with Grad-CAM
+# ### 5.2 From scores to probabilities
+#
+# The weighted loss makes every label's positives weigh as much as its
+# negatives: the model learns as if every finding were present half the time.
+# Its outputs rank images well (that is all AUROC measures) but overstate every
+# finding: they are *scores*, not probabilities. Multiplying a score's odds by
+# $p / (1 - p)$, where $p$ is the label's prevalence in the training set, puts it
+# back at that prevalence (the prior correction); `preprocessing.json` keeps $p$.
+# The ranking, and so the AUROC, does not change.
+
+# %%
+probabilities = preprocessing.calibrate(predicted_vals)
+first = pd.DataFrame({"score": predicted_vals[0], "probability": probabilities[0],
+                      "present": test_generator.labels[0]}, index=labels)
+print(f"{test_df['Image'][0]}: the model's score and the probability for each label")
+first.sort_values("probability", ascending=False).round(3)
+
+# %% [markdown]
+# Over the whole test set: the Brier score (mean squared error of the
+# probabilities) and the expected calibration error are lower for the
+# corrected probabilities, and their reliability curve lies closer to the
+# diagonal.
+
+# %%
+evaluate.reliability_figure(test_generator.labels, {"scores": predicted_vals, "probabilities": probabilities},
+                            ax=plt.figure(figsize=(5, 5)).subplots())
+plt.show()
+evaluate.calibration_table(test_generator.labels, {"scores": predicted_vals, "probabilities": probabilities}).round(3)
+
+# %% [markdown]
+# ### 5.3 Visualising what the model learned with Grad-CAM
 #
 # Deep networks are hard to interpret. Class activation maps show which regions
 # of an image weigh most in a prediction. Grad-CAM weighs the feature maps of
@@ -491,8 +536,9 @@ evaluate.comparison_table(metrics)
 #
 # A heatmap does not explain the reasoning behind a probability; it is a check
 # that a radiologist can use to see whether a finding rests on the right part of
-# the image. `util.compute_gradcam` normalises the image exactly as the test
-# generator does, and computes the maps of all the chosen labels at once.
+# the image. `util.compute_gradcam` preprocesses the image exactly as the
+# evaluation did (here: the model's own preprocessing), and computes the maps of
+# all the chosen labels at once; the titles give the probabilities.
 #
 # The 4 labels with the best AUROC:
 
@@ -500,15 +546,23 @@ evaluate.comparison_table(metrics)
 labels_to_show = [labels[i] for i in np.argsort(np.nan_to_num(auc_rocs, nan=0.0))[::-1][:4]]
 print(labels_to_show)
 
+# %% [markdown]
+# For three of them, the test image that has the finding and that the model
+# scores highest for it, with the maps of its findings among those four:
+
 # %%
-for image in test_df["Image"][:3]:
-    util.compute_gradcam(model, image, IMAGE_DIR, train_df, labels, labels_to_show)
+for label in labels_to_show[:3]:
+    has_it = test_df[label].to_numpy() == 1
+    row = np.flatnonzero(has_it)[np.argmax(predicted_vals[has_it, labels.index(label)])]
+    shown = [other for other in labels_to_show if test_df[other][row] == 1]
+    util.compute_gradcam(model, test_df["Image"][row], IMAGE_DIR, train_df, labels, shown,
+                         preprocessing=preprocessing)
 
 # %% [markdown]
 # ## Congratulations!
 #
 # You have prepared leakage-free data, corrected the class imbalance in the
-# loss, trained a DenseNet121, measured it with honest intervals and looked at
-# where it looks. The `chestxray` package does each of these steps at scale:
+# loss, trained a DenseNet121, measured a trained model with honest intervals,
+# turned its scores into probabilities and looked at where it looks. The `chestxray` package does each of these steps at scale:
 # see its README for training on the full data set and for the `evaluate`,
 # `gradcam`, `localize` and `report` commands.

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ from chestxray.labels import LABELS
 from chestxray.phantoms import PHANTOM_LABELS
 from chestxray.preprocessing import Preprocessing
 from chestxray.train import train
-from tests.test_train import split_phantoms, tiny_model  # noqa: F401  (fixture)
+from tests.test_train import ROOT, split_phantoms, tiny_model  # noqa: F401  (fixture)
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +170,20 @@ def test_gradcam_and_localize_commands(trained, phantoms, tmp_path, capsys):
     assert per_class["boxes"].sum() == len(boxes)
     assert set(per_class.index) == set(boxes["Finding Label"])
     assert per_class["hit_rate"].between(0, 1).all() and per_class["mean_iou"].between(0, 1).all()
+
+
+def test_user_errors_are_one_line_and_status_2(trained, tmp_path):
+    model, images, split, frames = trained
+    (tmp_path / "notes.png").write_text("not an image")
+    cases = [(["predict", str(tmp_path / "notes.png"), "--model", model],
+              f"{tmp_path / 'notes.png'}: not a PNG, JPEG or DICOM file"),
+             (["predict", str(tmp_path / "notes.png"), "--model", str(tmp_path / "no.keras")],
+              f"model file not found: {tmp_path / 'no.keras'}")]
+    for args, message in cases:
+        result = subprocess.run([sys.executable, "-m", "chestxray", *args], cwd=ROOT, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert result.stderr.strip().splitlines()[-1] == f"error: {message}"
+    debug = subprocess.run([sys.executable, "-m", "chestxray", *cases[1][0], "--debug"], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr  # --debug: the whole story

@@ -85,7 +85,7 @@ def test_saved_model_loads_in_a_fresh_process(tmp_path):
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "p.npy", model.predict(x, verbose=0))
     script = (
-        "import sys, numpy as np, keras, chestxray\n"
+        "import sys, numpy as np, keras, chestxray.losses\n"
         "m = keras.models.load_model(sys.argv[1] + '/m.keras', safe_mode=True)\n"
         "assert type(m.loss).__name__ == 'WeightedBinaryCrossentropy', m.loss\n"
         "assert np.allclose(m.loss.pos_weights, 0.9)\n"
@@ -100,3 +100,14 @@ def test_saved_model_loads_in_a_fresh_process(tmp_path):
         loaded = load_model(str(tmp_path / name), image_size=32)
         assert np.allclose(loaded.predict(x, verbose=0), np.load(tmp_path / "p.npy"), atol=1e-5)
     assert len(LABELS) == loaded.output_shape[-1]
+
+
+def test_the_package_imports_without_tensorflow():
+    """`import chestxray` and the table modules stay light: the command line's help and `split`
+    must not wait for TensorFlow."""
+    script = ("import sys, chestxray, chestxray.labels, chestxray.metadata, chestxray.splits, "
+              "chestxray.preprocessing, chestxray.recipe, chestxray.cli\n"
+              "chestxray.cli.build_parser()\n"
+              "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr[-2000:]
