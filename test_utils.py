@@ -1,64 +1,42 @@
-"""The machinery behind public_tests.py: run named cases against a student's function and report.
+"""The machinery behind public_tests.py: run an exercise's cases against a student's function
+and report expected against got, with a hint, for every case that fails.
 
-Each case is a dict with:
-  name      what is checked, shown when it fails
-  run       a function of the student's function that returns what it gives ("got")
-  expected  what it should give
-  check     optional: a function (got, expected) -> bool; default: `values_equal`
-  hint      what is usually wrong when this case fails
-
-`run_cases` prints every failure with expected vs. got and the hint, and
-"All tests passed." only when every case passes. It returns the list of
-failure messages, which the grader records.
+The cases, the reference answers and the comparison live in `chestxray.exercises`, which
+the grader uses too; here they run in the notebook's own process, for the student.
 """
 
+import os
 import traceback
 
-import numpy as np
+from chestxray import exercises
 
 
-def values_equal(got, expected, tolerance=1e-6):
-    """Equal types of result (bool stays bool) and values, numbers to `tolerance`."""
-    if isinstance(expected, (bool, np.bool_)):
-        return isinstance(got, (bool, np.bool_)) and bool(got) == bool(expected)
-    if isinstance(expected, tuple):
-        return (isinstance(got, (tuple, list)) and len(got) == len(expected)
-                and all(values_equal(g, e, tolerance) for g, e in zip(got, expected)))
-    try:
-        got_array, expected_array = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    except (TypeError, ValueError):
-        return False
-    return got_array.shape == expected_array.shape and np.allclose(got_array, expected_array, atol=tolerance)
-
-
-def _show(value):
-    if isinstance(value, np.ndarray):
-        return f"array of shape {value.shape}: {np.array2string(value, precision=7)}"
-    return f"{value!r} ({type(value).__name__})"
-
-
-def _where(error):
-    """The student's line that raised: the deepest frame outside libraries and these test files."""
+def where(error):
+    """The student's line that raised: the deepest frame outside installed packages, the Python
+    library and these test files."""
+    library = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep, os.sep + "chestxray" + os.sep)
     frames = [frame for frame in traceback.extract_tb(error.__traceback__)
-              if "site-packages" not in frame.filename and not frame.filename.endswith(
-                  ("test_utils.py", "public_tests.py"))]
+              if not any(part in frame.filename for part in library)
+              and not frame.filename.endswith(("test_utils.py", "public_tests.py"))
+              and not frame.filename.startswith(os.path.dirname(os.__file__))]
     return f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
 
 
-def run_cases(cases, target):
-    """Run `cases` against `target`; print failures and the verdict; return the failure messages."""
+def run_cases(key, target):
+    """Run the public cases of exercise `key` against `target`; print failures and the verdict;
+    return the failure messages."""
+    cases = exercises.with_answers(key, exercises.PUBLIC[key])
     failures = []
     for case in cases:
         try:
-            got = case["run"](target)
+            got = exercises.plain(exercises.call(key, target, case["inputs"]))
         except Exception as error:  # a student's function may raise anything: that case fails
-            failures.append(f"{case['name']}: raised {type(error).__name__}: {error}{_where(error)}"
+            failures.append(f"{case['name']}: raised {type(error).__name__}: {error}{where(error)}"
                             f"\n  Hint: {case['hint']}")
             continue
-        check = case.get("check", values_equal)
-        if not check(got, case["expected"]):
-            failures.append(f"{case['name']}:\n  Expected: {_show(case['expected'])}\n  Got:      {_show(got)}"
-                            f"\n  Hint: {case['hint']}")
+        if not exercises.compare(key, got, case["expected"]):
+            failures.append(f"{case['name']}:\n  Expected: {exercises.show(case['expected'])}"
+                            f"\n  Got:      {exercises.show(got)}\n  Hint: {case['hint']}")
     for message in failures:
         print("\033[91mFailed\033[0m " + message)
     if failures:

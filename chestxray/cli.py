@@ -220,10 +220,15 @@ def _literal(text):
 
 
 def cmd_grade(args):
-    from .course import grade
+    from .grade import grade
 
-    table = grade(args.submissions, args.out, timeout=args.timeout, memory_mb=args.memory_mb)
-    print(f"wrote {args.out}: {len(table)} submission(s)")
+    table = grade(args.submissions, args.out, hidden=args.hidden, jobs=args.jobs, timeout=args.timeout,
+                  memory_mb=args.memory_mb, sandbox=not args.no_sandbox, feedback_dir=args.feedback)
+    scores = [c for c in table.columns if c.endswith("_score")] + ["total"] if len(table) else []
+    if scores:
+        print(table[["submission", *scores]].to_string(index=False))
+    feedback = args.feedback or os.path.join(os.path.dirname(os.path.abspath(args.out)), "feedback")
+    print(f"wrote {args.out}: {len(table)} submission(s); feedback per submission in {feedback}")
 
 
 def _model_arguments(p, model_default=None):
@@ -367,11 +372,18 @@ def build_parser():
     p.add_argument("--cell-timeout", type=int, default=900)
     p.set_defaults(run=cmd_notebook)
 
-    p = sub.add_parser("grade", help="grade a folder of student notebooks: a score per exercise")
+    p = sub.add_parser("grade", help="grade a folder of student notebooks in a sandbox: a score per exercise")
     p.add_argument("submissions", help="folder of .ipynb files")
     p.add_argument("--out", default="grades.csv")
-    p.add_argument("--timeout", type=int, default=60, help="seconds per cell and per test")
-    p.add_argument("--memory-mb", type=int, default=2048, help="address-space cap of each grading process")
+    p.add_argument("--hidden", help="JSON file of hidden cases (the public cases' format), graded apart")
+    p.add_argument("--feedback", help="folder for one Markdown feedback file per submission "
+                                      "(default: feedback/ beside --out)")
+    p.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: the core count)")
+    p.add_argument("--timeout", type=int, default=60, help="seconds per cell and per case")
+    p.add_argument("--memory-mb", type=int, default=2048, help="memory a student's process may add")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="grade without the sandbox where none can be made (students' code then reaches "
+                        "everything this user can)")
     p.set_defaults(run=cmd_grade)
 
     p = sub.add_parser("demo", help="the shipped model on the course's test images: metrics with CIs, "

@@ -6,6 +6,7 @@ from keras import ops
 
 import public_tests
 from chestxray.losses import compute_class_freqs, get_weighted_loss
+from chestxray.grade import graded_cells
 from chestxray.splits import check_for_leakage
 
 
@@ -38,7 +39,7 @@ def test_the_solution_notebook_cells_pass(capsys):
     from chestxray import course
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cells = course.graded_cells(course.read_source(os.path.join(root, course.SOURCE)))
+    cells = graded_cells(course.read_source(os.path.join(root, course.SOURCE)))
     namespace = {}
     exec("import numpy as np\nfrom keras import ops\n" + "\n".join(cells.values()), namespace)
     for test, args in ((public_tests.check_for_leakage_test, ()), (public_tests.compute_class_freqs_test, ()),

@@ -4,11 +4,10 @@ import os
 import re
 
 import nbformat
-import pandas as pd
 import pytest
 
 from chestxray import course
-from chestxray.cli import main
+from chestxray.grade import graded_cells
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,14 +29,14 @@ def test_committed_release_is_what_the_build_writes(built):
 def test_student_release_has_placeholders_and_no_solutions_or_outputs(built):
     folder, student, solution = built
     notebook = nbformat.reads(student, as_version=4)
-    cells = course.graded_cells(notebook)
+    cells = graded_cells(notebook)
     assert sorted(cells) == ["UNQ_C1", "UNQ_C2", "UNQ_C3"]
     assert "leakage = None" in cells["UNQ_C1"] and "intersection(" not in cells["UNQ_C1"]
     assert "positive_frequencies = None" in cells["UNQ_C2"] and "np.sum" not in cells["UNQ_C2"]
     assert "loss += None" in cells["UNQ_C3"] and "ops.log" not in cells["UNQ_C3"]
     assert "for i in range(len(pos_weights)):" in cells["UNQ_C3"]
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
-    solved = course.graded_cells(nbformat.reads(solution, as_version=4))
+    solved = graded_cells(nbformat.reads(solution, as_version=4))
     assert "intersection(" in solved["UNQ_C1"]
     # Same cells otherwise: only the graded blocks differ.
     assert len(nbformat.reads(solution, as_version=4).cells) == len(notebook.cells)
@@ -54,50 +53,6 @@ def test_placeholders_keep_structure():
     block = "    x = f(a,\n          b)\n    # keep me\n    for i in range(3):\n        total += g(i)\n    return x"
     assert course.placeholders(block) == ("    x = None\n    # keep me\n    for i in range(3):\n"
                                           "        total += None\n    return x")
-
-
-def _submission(folder, name, solution, replace=None, raw=None):
-    path = folder / name
-    if raw is not None:
-        path.write_text(raw)
-        return
-    notebook = nbformat.reads(solution, as_version=4)
-    for cell in notebook.cells:
-        for key, source in (replace or {}).items():
-            if cell.cell_type == "code" and re.search(rf"#\s*{key}\b", cell.source):
-                cell.source = f"# {key}\n" + source
-    nbformat.write(notebook, str(path))
-
-
-def test_grader_scores_each_exercise_and_survives_bad_submissions(built, tmp_path):
-    folder, student, solution = built
-    subs = tmp_path / "subs"
-    subs.mkdir()
-    _submission(subs, "a_good.ipynb", solution)
-    (subs / "b_untouched.ipynb").write_text(student)
-    _submission(subs, "c_broken.ipynb", solution, raw="{not json")
-    _submission(subs, "d_loops.ipynb", solution, {"UNQ_C1": "def check_for_leakage(a, b, c):\n    while True:\n"
-                                                           "        pass\n"})
-    _submission(subs, "e_syntax_and_memory.ipynb", solution, {
-        "UNQ_C2": "def compute_class_freqs(labels)\n    return 1\n",
-        "UNQ_C3": "import numpy as np\nhog = np.ones((1 << 40,), dtype=np.uint8)\n"})
-    _submission(subs, "f_exits.ipynb", solution, {"UNQ_C1": "import sys\nsys.exit(3)\n"})
-    out = tmp_path / "grades.csv"
-    main(["grade", str(subs), "--out", str(out), "--timeout", "5", "--memory-mb", "2048"])
-    grades = pd.read_csv(out).set_index("submission").fillna("")
-    scores = grades[["check_for_leakage_score", "compute_class_freqs_score", "get_weighted_loss_score"]]
-    assert scores.loc["a_good.ipynb"].tolist() == [1, 1, 1]
-    assert scores.loc["b_untouched.ipynb"].tolist() == [0, 0, 0]
-    assert scores.loc["c_broken.ipynb"].tolist() == [0, 0, 0]
-    assert "does not parse" in grades.loc["c_broken.ipynb", "check_for_leakage_messages"]
-    assert scores.loc["d_loops.ipynb"].tolist() == [0, 1, 1]
-    assert "Timeout: took more than 5 s" in grades.loc["d_loops.ipynb", "check_for_leakage_messages"]
-    assert scores.loc["e_syntax_and_memory.ipynb"].tolist() == [1, 0, 0]
-    assert "SyntaxError" in grades.loc["e_syntax_and_memory.ipynb", "compute_class_freqs_messages"]
-    assert "MemoryError" in grades.loc["e_syntax_and_memory.ipynb", "get_weighted_loss_messages"]
-    assert scores.loc["f_exits.ipynb"].tolist() == [0, 1, 1]
-    assert grades["total"].tolist() == [3, 0, 0, 2, 1, 2]
-    assert "Expected:" in grades.loc["b_untouched.ipynb", "compute_class_freqs_messages"]
 
 
 # The shipped model's card (models/nih/README.md) reports a little more on test.csv; a change that

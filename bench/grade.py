@@ -1,0 +1,92 @@
+"""Grading throughput: submissions per minute, the sandboxed grader against the one before it.
+
+Makes N ordinary submissions from the solution notebook (half right, the others with one
+usual mistake in one exercise), grades them with this checkout's `python -m chestxray grade`
+and with the grader of an earlier commit (a git worktree of BASELINE, default the last
+commit before the sandboxed grader), one after the other on the same files, and prints
+both rates and their ratio. Both must agree on every score.
+
+    python bench/grade.py [--n 100] [--baseline 6a1079e] [--jobs 2]
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import nbformat
+import pandas as pd
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from chestxray import course  # noqa: E402
+
+MISTAKES = [
+    ("UNQ_C1", "def check_for_leakage(df1, df2, patient_col):\n    return len(set(df1[patient_col]) & set(df2[patient_col]))\n"),
+    ("UNQ_C2", "import numpy as np\ndef compute_class_freqs(labels):\n    p = np.mean(labels, axis=1)\n    return p, 1 - p\n"),
+    ("UNQ_C3", "from keras import ops\ndef get_weighted_loss(pos_weights, neg_weights, epsilon=1e-7):\n"
+               "    def weighted_loss(y_true, y_pred):\n        loss = 0.0\n        for i in range(len(pos_weights)):\n"
+               "            loss += ops.mean(-(neg_weights[i] * y_true[:, i] * ops.log(y_pred[:, i] + epsilon)\n"
+               "                + pos_weights[i] * (1 - y_true[:, i]) * ops.log(1 - y_pred[:, i] + epsilon)))\n"
+               "        return loss\n    return weighted_loss\n"),
+]
+
+
+def make_submissions(folder, n):
+    _, solution = course.build(os.path.join(ROOT, course.SOURCE), None, os.path.join(folder, "solution.ipynb"))
+    subs = os.path.join(folder, "subs")
+    os.makedirs(subs)
+    for i in range(n):
+        notebook = nbformat.reads(solution, as_version=4)
+        if i % 2:
+            key, source = MISTAKES[(i // 2) % len(MISTAKES)]
+            for cell in notebook.cells:
+                if cell.cell_type == "code" and re.search(rf"#\s*{key}\b", cell.source):
+                    cell.source = f"# {key}\n" + source
+        nbformat.write(notebook, os.path.join(subs, f"student_{i:03d}.ipynb"))
+    return subs
+
+
+def timed(command, cwd):
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed in {cwd}:\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--baseline", default="6a1079e", help="commit of the grader to compare with")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count())
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        subs = make_submissions(scratch, args.n)
+        baseline = os.path.join(scratch, "baseline")
+        subprocess.run(["git", "worktree", "add", "--detach", baseline, args.baseline], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            ours_csv, theirs_csv = os.path.join(scratch, "ours.csv"), os.path.join(scratch, "theirs.csv")
+            ours = timed([sys.executable, "-m", "chestxray", "grade", subs, "--out", ours_csv,
+                          "--jobs", str(args.jobs)], ROOT)
+            theirs = timed([sys.executable, "-m", "chestxray", "grade", subs, "--out", theirs_csv], baseline)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", baseline], cwd=ROOT, capture_output=True)
+        a, b = pd.read_csv(ours_csv), pd.read_csv(theirs_csv)
+        agree = (a["total"].to_numpy() == b["total"].to_numpy()).all()
+        print(f"{args.n} submissions ({args.n - args.n // 2} right, {args.n // 2} with one mistake), "
+              f"{os.cpu_count()} cores")
+        print(f"sandboxed grader (--jobs {args.jobs}): {ours:.1f} s, {args.n / ours * 60:.0f} per minute")
+        print(f"baseline {args.baseline}: {theirs:.1f} s, {args.n / theirs * 60:.0f} per minute")
+        print(f"ratio: {theirs / ours:.2f}x; the same scores: {bool(agree)} "
+              f"(totals: {a['total'].value_counts().sort_index().to_dict()})")
+
+
+if __name__ == "__main__":
+    main()
