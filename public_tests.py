@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from chestxray.exercises import COURSE_LABELS, COURSE_W_NEG, COURSE_W_POS, COURSE_Y
+from chestxray.i18n import _
 from test_utils import run_cases
 
 
@@ -27,7 +28,7 @@ def _frames(first, second, column="patient_id"):
 
 
 def check_for_leakage_test(target, return_failures=False):
-    examples = [("Test Case 1", [0, 1, 2], [2, 3, 4]), ("Test Case 2", [0, 1, 2], [3, 4, 5])]
+    examples = [(_("Test Case 1"), [0, 1, 2], [2, 3, 4]), (_("Test Case 2"), [0, 1, 2], [3, 4, 5])]
     for title, first, second in examples:
         df1, df2 = _frames(first, second)
         print(title + "\n")
@@ -36,9 +37,9 @@ def check_for_leakage_test(target, return_failures=False):
         print("df2")
         print(df2)
         try:
-            print(f"leakage output: {target(df1, df2, 'patient_id')}\n")
+            print(f"{_('leakage output:')} {target(df1, df2, 'patient_id')}\n")
         except Exception as error:
-            print(f"leakage output: raised {type(error).__name__}: {error}\n")
+            print(f"{_('leakage output:')} {_('raised')} {type(error).__name__}: {error}\n")
         print("-------------------------------------")
 
     failures = run_cases("UNQ_C1", target)
@@ -50,13 +51,13 @@ def check_for_leakage_test(target, return_failures=False):
 
 def compute_class_freqs_test(target, return_failures=False):
     labels = np.array(COURSE_LABELS)
-    print(f"Labels:\n{labels}\n")
+    print(f"{_('Labels:')}\n{labels}\n")
     try:
         pos, neg = target(labels)
         print(f"Pos Freqs: {pos}")
         print(f"Neg Freqs: {neg}\n")
     except Exception as error:
-        print(f"compute_class_freqs raised {type(error).__name__}: {error}\n")
+        print(f"compute_class_freqs {_('raised')} {type(error).__name__}: {error}\n")
 
     failures = run_cases("UNQ_C2", target)
     return failures if return_failures else None
@@ -85,18 +86,18 @@ def get_weighted_loss_test(target, epsilon, return_failures=False):
     y_pred_1 = np.full((4, 3), 0.7, dtype=np.float32)
     y_pred_2 = np.full((4, 3), 0.3, dtype=np.float32)
     print(f"y_true:\n{y_true}\n\nw_p:\n{w_p}\n\nw_n:\n{w_n}\n\ny_pred_1:\n{y_pred_1}\n\ny_pred_2:\n{y_pred_2}\n")
-    print("If you weighted them correctly, you'd expect the two losses to be the same.")
-    print("With epsilon = 1, your losses should be, L(y_pred_1) = -0.4956203 and L(y_pred_2) = -0.4956203")
-    print("(negative because epsilon = 1 makes both logs, log(f + 1) and log(2 - f), positive)\n")
-    print("Your outputs:\n")
+    print(_("If you weighted them correctly, you'd expect the two losses to be the same."))
+    print(_("With epsilon = 1, your losses should be, L(y_pred_1) = -0.4956203 and L(y_pred_2) = -0.4956203"))
+    print(_("(negative because epsilon = 1 makes both logs, log(f + 1) and log(2 - f), positive)") + "\n")
+    print(_("Your outputs:") + "\n")
     try:
         loss = target(w_p, w_n, epsilon)
         first, second = _as_float(loss(y_true, y_pred_1)), _as_float(loss(y_true, y_pred_2))
         print(f"L(y_pred_1) = {first:.7f}")
         print(f"L(y_pred_2) = {second:.7f}")
-        print(f"Difference: L(y_pred_1) - L(y_pred_2) = {first - second:.7f}\n")
+        print(f"{_('Difference:')} L(y_pred_1) - L(y_pred_2) = {first - second:.7f}\n")
     except Exception as error:
-        print(f"the loss raised {type(error).__name__}: {error}\n")
+        print(f"{_('the loss raised')} {type(error).__name__}: {error}\n")
 
     failures = run_cases("UNQ_C3", target)
     return failures if return_failures else None

@@ -9,6 +9,7 @@ import os
 import traceback
 
 from chestxray import exercises
+from chestxray.i18n import _
 
 
 def where(error):
@@ -19,7 +20,8 @@ def where(error):
               if not any(part in frame.filename for part in library)
               and not frame.filename.endswith(("test_utils.py", "public_tests.py"))
               and not frame.filename.startswith(os.path.dirname(os.__file__))]
-    return f" (line {frames[-1].lineno}: {frames[-1].line})" if frames else ""
+    return " (" + _("line {number}: {code}").format(number=frames[-1].lineno, code=frames[-1].line) + ")" \
+        if frames else ""
 
 
 def run_cases(key, target):
@@ -28,19 +30,21 @@ def run_cases(key, target):
     cases = exercises.with_answers(key, exercises.PUBLIC[key])
     failures = []
     for case in cases:
+        name, hint = _(case["name"]), _(case["hint"])
         try:
             got = exercises.plain(exercises.call(key, target, case["inputs"]))
         except Exception as error:  # a student's function may raise anything: that case fails
-            failures.append(f"{case['name']}: raised {type(error).__name__}: {error}{where(error)}"
-                            f"\n  Hint: {case['hint']}")
+            failures.append(f"{name}: {_('raised')} {type(error).__name__}: {error}{where(error)}"
+                            f"\n  {_('Hint:')} {hint}")
             continue
         if not exercises.compare(key, got, case["expected"]):
-            failures.append(f"{case['name']}:\n  Expected: {exercises.show(case['expected'])}"
-                            f"\n  Got:      {exercises.show(got)}\n  Hint: {case['hint']}")
+            failures.append(f"{name}:\n  {_('Expected:')} {exercises.show(case['expected'])}"
+                            f"\n  {_('Got:')}      {exercises.show(got)}\n  {_('Hint:')} {hint}")
     for message in failures:
-        print("\033[91mFailed\033[0m " + message)
+        print(f"\033[91m{_('Failed')}\033[0m " + message)
     if failures:
-        print(f"\033[91m{len(failures)} of {len(cases)} tests failed.\033[0m")
+        print("\033[91m" + _("{failed} of {total} tests failed.").format(failed=len(failures), total=len(cases))
+              + "\033[0m")
     else:
-        print("\033[92mAll tests passed.\033[0m")
+        print("\033[92m" + _("All tests passed.") + "\033[0m")
     return failures

@@ -7,6 +7,7 @@ implemented (and tested) in `chestxray`.
 import os
 
 from chestxray.data import get_test_and_valid_generator, get_train_generator  # noqa: F401
+from chestxray.i18n import _, label_name, set_language  # noqa: F401
 from chestxray.labels import LABELS  # noqa: F401
 from chestxray.splits import check_for_leakage  # noqa: F401
 
@@ -20,7 +21,7 @@ def load_trained_model(path, train_df=None, image_dir=None):
 
     model = load_model(path)
     preprocessing = Preprocessing.for_model(path, train_df, image_dir, image_size=model.input_shape[1])
-    print(f"evaluating {path}\npreprocessing: {preprocessing.describe()}")
+    print(f"{_('evaluating')} {path}\n{_('preprocessing:')} {preprocessing.describe()}")
     return model, preprocessing
 
 
@@ -30,7 +31,7 @@ def get_roc_curve(labels, predicted_vals, generator):
 
     from chestxray.evaluate import roc_figure
 
-    figure, aurocs = roc_figure(generator.labels, predicted_vals, labels)
+    figure, aurocs = roc_figure(generator.labels, predicted_vals, [label_name(label) for label in labels])
     plt.show()
     return aurocs
 
@@ -57,9 +58,10 @@ def compute_gradcam(model, img, image_dir, df, labels, selected_labels, layer_na
         size = model.input_shape[1]
         mean, std = training_sample_stats(df, image_dir, "Image", sample_size, seed, (size, size))
         preprocessing = Preprocessing(size, tuple(labels), "featurewise", mean, std)
-    print(f"Grad-CAM of {img} for {', '.join(selected_labels)}, in one pass")
+    names = [label_name(label) for label in selected_labels]
+    print(_("Grad-CAM of {image} for {labels}, in one pass").format(image=img, labels=", ".join(names)))
     gray, heatmaps, probabilities = next(explain_files(model, [os.path.join(image_dir, img)], preprocessing,
                                                        list(selected_labels), layer_name))
     shown = [list(preprocessing.labels).index(label) for label in selected_labels]
-    gradcam_figure(gray, heatmaps, selected_labels, probabilities[shown], title=img)
+    gradcam_figure(gray, heatmaps, names, probabilities[shown], title=img)
     plt.show()

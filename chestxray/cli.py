@@ -191,8 +191,14 @@ def cmd_report(args):
 
 def cmd_notebook(args):
     from . import course
+    from .i18n import compile_catalogs
 
-    student, solution = course.build(args.source, None if args.check else args.student, args.solution)
+    default_student, default_solution = course.release_paths(args.lang)
+    args.student, args.solution = args.student or default_student, args.solution or default_solution
+    if args.lang != "en" and not args.check:
+        compile_catalogs()  # the messages' .mo files, from the .po files beside them
+    student, solution = course.build(args.source, None if args.check else args.student, args.solution,
+                                     language=args.lang)
     if args.check:
         with open(args.student, encoding="utf-8") as f:
             if f.read() != student:
@@ -363,8 +369,10 @@ def build_parser():
 
     p = sub.add_parser("notebook", help="build the student and solution notebooks from the course source")
     p.add_argument("--source", default=os.path.join("course", "C1W1_Assignment.py"))
-    p.add_argument("--student", default="C1W1_Assignment.ipynb")
-    p.add_argument("--solution", default=os.path.join("build", "C1W1_Assignment_solution.ipynb"))
+    p.add_argument("--lang", choices=["en", "pt-BR"], default="en",
+                   help="the release's language (pt-BR: from course/C1W1_Assignment.pt-BR.txt)")
+    p.add_argument("--student", help="default: C1W1_Assignment.ipynb (C1W1_Assignment.pt-BR.ipynb for pt-BR)")
+    p.add_argument("--solution", help="default: build/C1W1_Assignment_solution[.pt-BR].ipynb")
     p.add_argument("--check", action="store_true", help="fail if the committed student notebook is out of date")
     p.add_argument("--run", dest="execute", action="store_true", help="then execute the solution notebook headless")
     p.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE",

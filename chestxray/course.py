@@ -18,6 +18,76 @@ START, END = "### START CODE HERE", "### END CODE HERE"
 SOURCE = os.path.join("course", "C1W1_Assignment.py")
 STUDENT = "C1W1_Assignment.ipynb"
 SOLUTION = os.path.join("build", "C1W1_Assignment_solution.ipynb")
+# Other languages: the English source's cells translated, keyed by a hash of the English text.
+TRANSLATIONS = {"pt-BR": os.path.join("course", "C1W1_Assignment.pt-BR.txt")}
+SEPARATOR = re.compile(r"^==== cell ([0-9a-f]{12}) ====$", re.M)
+
+
+def release_paths(language="en"):
+    """(student release, solution) file names of a language."""
+    if language == "en":
+        return STUDENT, SOLUTION
+    return (f"C1W1_Assignment.{language}.ipynb",
+            os.path.join("build", f"C1W1_Assignment_solution.{language}.ipynb"))
+
+
+def cell_hash(source):
+    import hashlib
+
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
+
+
+def needs_translation(cell):
+    """Markdown, and code with comments or printed messages: what a student reads."""
+    if cell.cell_type == "markdown":
+        return True
+    return any(mark in cell.source for mark in ("#", "print(", "plt.title(", "plt.xlabel(", "plt.ylabel("))
+
+
+def read_translations(path):
+    """{English cell hash: translated cell text} from a translation file."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    parts = SEPARATOR.split(text)
+    return {parts[i]: parts[i + 1].strip("\n") for i in range(1, len(parts), 2)}
+
+
+def code_shape(source):
+    """A code cell without its comments and the text of its strings: what must be the same in
+    every language (names, calls, numbers, structure)."""
+    class Blank(ast.NodeTransformer):
+        def visit_Constant(self, node):
+            return ast.copy_location(ast.Constant("" if isinstance(node.value, str) else node.value), node)
+
+        def visit_JoinedStr(self, node):
+            return ast.copy_location(ast.Constant(""), node)
+
+    return ast.dump(Blank().visit(ast.parse(source)))
+
+
+def translate(notebook, language, path=None):
+    """The notebook with every cell a student reads in `language`. Fails, naming the cells, when
+    a translation is missing or stale (its English text changed), or changes code."""
+    translations = read_translations(path or TRANSLATIONS[language])
+    problems, used = [], set()
+    for i, cell in enumerate(notebook.cells):
+        key = cell_hash(cell.source)
+        if key in translations:
+            used.add(key)
+            text = translations[key]
+            if cell.cell_type == "code" and code_shape(text) != code_shape(cell.source):
+                problems.append(f"cell {i} ({key}): the translation changes the code, not only comments "
+                                "and strings")
+            cell.source = text
+        elif needs_translation(cell):
+            problems.append(f"cell {i} ({key}) has no translation: {cell.source.splitlines()[0][:70]!r}")
+    stale = sorted(set(translations) - used)
+    if stale:
+        problems.append(f"{len(stale)} translation(s) of English text that is no longer there: {', '.join(stale)}")
+    if problems:
+        raise ValueError(f"{path or TRANSLATIONS[language]}: " + "; ".join(problems))
+    notebook.metadata["chestxray"] = {"language": language}
+    return notebook
 
 
 def placeholders(block):
@@ -67,9 +137,14 @@ def _clean(notebook):
     return notebook
 
 
-def build(source=SOURCE, student=STUDENT, solution=SOLUTION):
-    """Write the student release and the solution notebook from the source; returns their texts."""
+def build(source=SOURCE, student=STUDENT, solution=SOLUTION, language="en", translations=None):
+    """Write the student release and the solution notebook from the source, in `language`;
+    returns their texts."""
     notebook = _clean(read_source(source))
+    if language == "en":
+        notebook.metadata["chestxray"] = {"language": "en"}
+    else:
+        notebook = translate(notebook, language, translations)
     solution_text = nbformat.writes(notebook) + "\n"
     for cell in notebook.cells:
         if cell.cell_type == "code" and START in cell.source:

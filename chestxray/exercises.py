@@ -15,6 +15,7 @@ grader's own process.
 import numpy as np
 
 from .exercise_calls import FUNCTIONS, call, plain  # noqa: F401  (the part the sandbox sees)
+from .i18n import _
 
 
 def show(p):
@@ -27,7 +28,8 @@ def show(p):
         values = np.array([np.nan if v is None else v for v in p["values"]]).reshape(p["shape"])
         if values.ndim == 0:
             return f"{values.item():.7g}"
-        return f"array of shape {tuple(p['shape'])}: {np.array2string(values, precision=7)}"
+        return _("array of shape {shape}: {values}").format(shape=tuple(p["shape"]),
+                                                           values=np.array2string(values, precision=7))
     return f"{p['text']} ({p['python_type']})"
 
 

@@ -23,6 +23,7 @@ import time
 import nbformat
 
 from . import exercises
+from .i18n import translator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 UID_BASE = 200_000  # the students' user ids: UID_BASE + 100,000 x worker + a counter; unused on the host
@@ -30,6 +31,11 @@ UID_BASE = 200_000  # the students' user ids: UID_BASE + 100,000 x worker + a co
 
 class SandboxUnavailable(PermissionError):
     """No sandbox can be made here; `grade` refuses unless told to run without one."""
+
+
+def notebook_language(notebook):
+    """The language of a course notebook ("en" or "pt-BR"), from its metadata."""
+    return notebook.metadata.get("chestxray", {}).get("language", "en")
 
 
 def graded_cells(notebook):
@@ -163,8 +169,9 @@ def verdicts(key, answers, cases):
     return rows
 
 
-def _error_text(error):
-    where = f" (line {error['line']}: {error['code']})" if error.get("line") else ""
+def _error_text(error, _=str):
+    where = (" (" + _("line {number}: {code}").format(number=error["line"], code=error["code"]) + ")"
+             if error.get("line") else "")
     return f"{error['type']}: {error['message']}{where}"
 
 
@@ -174,31 +181,34 @@ def _failure_text(row):
     return f"{row['name']}:\n  Expected: {row['expected']}\n  Got:      {row['got']}\n  Hint: {row['hint']}"
 
 
-def feedback(name, results, problem=None):
-    """The Markdown a student gets: every public case with expected vs got, hints and errors;
-    of the hidden cases, only how many passed."""
-    lines = [f"# Feedback: {name}", ""]
+def feedback(name, results, problem=None, language="en"):
+    """The Markdown a student gets, in the language of their notebook: every public case with
+    expected vs got, hints and errors; of the hidden cases, only how many passed."""
+    _ = translator(language)
+    lines = [f"# {_('Feedback')}: {name}", ""]
     if problem:
         lines += [f"**{problem}**", ""]
     total = sum(r["score"] for r in results.values())
-    lines += [f"Score: **{total} / {len(results)}**", ""]
+    lines += [f"{_('Score')}: **{total} / {len(results)}**", ""]
     for key, r in results.items():
         lines += [f"## {exercises.FUNCTIONS[key]} ({key}): {r['score']} / 1", ""]
         if r.get("missing"):
             lines += [r["missing"], ""]
             continue
         for row in r["public"]:
+            case, hint = _(row["name"]), _(row["hint"])
             if row["passed"]:
-                lines.append(f"- passed: {row['name']}")
+                lines.append(f"- {_('passed')}: {case}")
             elif "error" in row:
-                lines += [f"- **failed**: {row['name']}", f"  - raised {_error_text(row['error'])}",
-                          f"  - hint: {row['hint']}"]
+                lines += [f"- **{_('failed')}**: {case}", f"  - {_('raised')} {_error_text(row['error'], _)}",
+                          f"  - {_('hint')}: {hint}"]
             else:
-                lines += [f"- **failed**: {row['name']}", f"  - expected: `{row['expected']}`",
-                          f"  - got: `{row['got']}`", f"  - hint: {row['hint']}"]
+                lines += [f"- **{_('failed')}**: {case}", f"  - {_('expected')}: `{row['expected']}`",
+                          f"  - {_('got')}: `{row['got']}`", f"  - {_('hint')}: {hint}"]
         if r["hidden"]:
             passed = sum(row["passed"] for row in r["hidden"])
-            lines.append(f"- hidden cases: {passed} of {len(r['hidden'])} passed")
+            lines.append("- " + _("hidden cases: {passed} of {total} passed").format(passed=passed,
+                                                                                    total=len(r["hidden"])))
         lines.append("")
     return "\n".join(lines)
 
@@ -230,9 +240,11 @@ def grade(submissions, out, hidden=None, jobs=None, timeout=60, memory_mb=2048, 
     os.makedirs(feedback_dir, exist_ok=True)
 
     todo, done = queue.Queue(), {}
+    languages = {}
     for index, name in enumerate(names):
         try:
-            cells, problem = graded_cells(nbformat.read(os.path.join(submissions, name), as_version=4)), None
+            notebook = nbformat.read(os.path.join(submissions, name), as_version=4)
+            cells, problem, languages[name] = graded_cells(notebook), None, notebook_language(notebook)
         except Exception as error:
             cells, problem = {}, f"the notebook does not parse: {type(error).__name__}: {error}"
         todo.put((index, name, cells, problem))
@@ -297,7 +309,7 @@ def grade(submissions, out, hidden=None, jobs=None, timeout=60, memory_mb=2048, 
         row["total"] = sum(r["score"] for r in results.values())
         rows.append(row)
         with open(os.path.join(feedback_dir, os.path.splitext(name)[0] + ".md"), "w", encoding="utf-8") as f:
-            f.write(feedback(name, results, problem))
+            f.write(feedback(name, results, problem, languages.get(name, "en")))
     table = pd.DataFrame(rows)
     table.to_csv(out, index=False)
     return table

@@ -49,6 +49,7 @@ BATCH_SIZE = 8
 SHORT_RUN_STEPS = 5               # batches in the first, short training run (section 4)
 EPOCHS = 1                        # epochs of the full training run (section 4.1)
 N_BOOT = 10000                    # bootstrap replicates for the confidence intervals
+LANGUAGE = "en"                   # of the messages and figure labels: "en" or "pt-BR"
 
 # %% [markdown]
 # ## 1. Import packages
@@ -77,6 +78,7 @@ from chestxray.model import build_model
 from public_tests import check_for_leakage_test, compute_class_freqs_test, get_weighted_loss_test
 
 keras.utils.set_random_seed(0)
+util.set_language(LANGUAGE)
 
 # %% [markdown]
 # ## 2. Load the datasets
@@ -107,6 +109,7 @@ train_df.head()
 
 # %%
 labels = util.LABELS
+names = [util.label_name(label) for label in labels]  # for figures and tables
 print(labels)
 
 # %% [markdown]
@@ -204,7 +207,7 @@ print(f"{len(train_generator)} training batches of {BATCH_SIZE}")
 # %%
 x, y = train_generator[0]
 plt.imshow(x[0, :, :, 0], cmap="gray")
-plt.title(", ".join(label for label, value in zip(labels, y[0]) if value) or "No Finding")
+plt.title(", ".join(name for name, value in zip(names, y[0]) if value) or "No Finding")
 plt.axis("off")
 plt.show()
 print(f"mean {x[0].mean():.3f}, standard deviation {x[0].std():.3f}, shape {x.shape}")
@@ -219,7 +222,7 @@ print(f"mean {x[0].mean():.3f}, standard deviation {x[0].std():.3f}, shape {x.sh
 
 # %%
 plt.figure(figsize=(10, 4))
-sns.barplot(x=labels, y=np.mean(train_generator.labels, axis=0), color="steelblue")
+sns.barplot(x=names, y=np.mean(train_generator.labels, axis=0), color="steelblue")
 plt.xticks(rotation=90)
 plt.ylabel("share of training images")
 plt.show()
@@ -283,7 +286,7 @@ compute_class_freqs_test(compute_class_freqs)
 
 # %%
 freq_pos, freq_neg = compute_class_freqs(train_generator.labels)
-contributions = pd.DataFrame({"Class": labels * 2,
+contributions = pd.DataFrame({"Class": names * 2,
                               "Label": ["Positive"] * len(labels) + ["Negative"] * len(labels),
                               "Value": np.concatenate([freq_pos, freq_neg])})
 plt.figure(figsize=(10, 4))
@@ -510,7 +513,7 @@ evaluate.comparison_table(metrics)
 # %%
 probabilities = preprocessing.calibrate(predicted_vals)
 first = pd.DataFrame({"score": predicted_vals[0], "probability": probabilities[0],
-                      "present": test_generator.labels[0]}, index=labels)
+                      "present": test_generator.labels[0]}, index=names)
 print(f"{test_df['Image'][0]}: the model's score and the probability for each label")
 first.sort_values("probability", ascending=False).round(3)
 
@@ -521,10 +524,10 @@ first.sort_values("probability", ascending=False).round(3)
 # diagonal.
 
 # %%
-evaluate.reliability_figure(test_generator.labels, {"scores": predicted_vals, "probabilities": probabilities},
-                            ax=plt.figure(figsize=(5, 5)).subplots())
+compared = {"scores": predicted_vals, "probabilities": probabilities}  # the legend's and the table's names
+evaluate.reliability_figure(test_generator.labels, compared, ax=plt.figure(figsize=(5, 5)).subplots())
 plt.show()
-evaluate.calibration_table(test_generator.labels, {"scores": predicted_vals, "probabilities": probabilities}).round(3)
+evaluate.calibration_table(test_generator.labels, compared).round(3)
 
 # %% [markdown]
 # ### 5.3 Visualising what the model learned with Grad-CAM

@@ -1,0 +1,152 @@
+"""The language of what students read: messages through the standard `gettext` catalogs.
+
+`set_language("pt-BR")` (the notebook's import cell does it, from its LANGUAGE parameter)
+switches `_()` for the public tests, the course helpers and the grader's feedback.
+Catalogs: `chestxray/locale/<lang>/LC_MESSAGES/chestxray.po` (edited) and `.mo` (compiled by
+`compile_catalogs()`, committed so that a fresh clone works; a test fails when it is stale).
+English is the source language: without a catalog, messages stay as written.
+"""
+
+import ast
+import gettext
+import os
+import struct
+
+LOCALE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locale")
+DOMAIN = "chestxray"
+LANGUAGES = ("en", "pt-BR")
+
+_translation = gettext.NullTranslations()
+_language = "en"
+
+
+def _locale(language):
+    return language.replace("-", "_")
+
+
+def set_language(language):
+    """Messages from now on in `language` ("en" or "pt-BR")."""
+    global _translation, _language
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown language {language!r}: use one of {', '.join(LANGUAGES)}")
+    _language = language
+    _translation = (gettext.NullTranslations() if language == "en" else
+                    gettext.translation(DOMAIN, LOCALE_DIR, languages=[_locale(language)]))
+
+
+def language():
+    return _language
+
+
+def _(message):
+    """`message` in the current language."""
+    return _translation.gettext(message)
+
+
+def translator(language):
+    """A `_` for one language, whatever the current one (the grader writes each student's
+    feedback in the language of that student's notebook)."""
+    if language not in LANGUAGES or language == "en":
+        return lambda message: message
+    return gettext.translation(DOMAIN, LOCALE_DIR, languages=[_locale(language)]).gettext
+
+
+def label_name(label):
+    """A pathology as the current language names it (the data's columns keep the NIH names)."""
+    return _(label.replace("_", " "))
+
+
+def number(value, digits=3):
+    """A number in prose: 0.720 in English, 0,720 in Portuguese."""
+    text = f"{value:.{digits}f}"
+    return text.replace(".", ",") if _language == "pt-BR" else text
+
+
+# ----------------------------------------------------------------------------
+# Catalogs: .po (text) -> .mo (binary), without GNU gettext's msgfmt.
+
+def read_po(path):
+    """{msgid: msgstr} of a .po file (no plurals, no contexts: this project uses neither)."""
+    entries, msgid, msgstr, current = {}, None, None, None
+
+    def flush():
+        if msgid is not None:
+            entries[msgid] = msgstr or ""
+
+    with open(path, encoding="utf-8") as f:
+        for number_, raw in enumerate(f, 1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("msgid "):
+                flush()
+                msgid, msgstr, current = ast.literal_eval(line[6:]), None, "id"
+            elif line.startswith("msgstr "):
+                msgstr, current = ast.literal_eval(line[7:]), "str"
+            elif line.startswith('"'):
+                if current == "id":
+                    msgid += ast.literal_eval(line)
+                elif current == "str":
+                    msgstr += ast.literal_eval(line)
+                else:
+                    raise ValueError(f"{path}, line {number_}: a string outside msgid/msgstr")
+            else:
+                raise ValueError(f"{path}, line {number_}: cannot read {line[:40]!r}")
+    flush()
+    return entries
+
+
+def mo_bytes(entries):
+    """The GNU .mo format (little-endian, sorted keys), as Python's gettext reads it."""
+    items = sorted((k.encode("utf-8"), v.encode("utf-8")) for k, v in entries.items() if v or k == "")
+    ids = strs = b""
+    offsets = []
+    for key, value in items:
+        offsets.append((len(ids), len(key), len(strs), len(value)))
+        ids += key + b"\0"
+        strs += value + b"\0"
+    start = 7 * 4 + 16 * len(items)
+    key_table = b"".join(struct.pack("<2I", length, start + offset) for offset, length, _, _ in offsets)
+    value_start = start + len(ids)
+    value_table = b"".join(struct.pack("<2I", length, value_start + offset) for _, _, offset, length in offsets)
+    header = struct.pack("<7I", 0x950412DE, 0, len(items), 7 * 4, 7 * 4 + 8 * len(items), 0, 0)
+    return header + key_table + value_table + ids + strs
+
+
+def messages(root=os.path.dirname(LOCALE_DIR)):
+    """Every message students or graders read: each `_("...")` in the package and the course
+    files beside it, the exercises' case names and hints, and the 14 labels."""
+    from .exercises import PUBLIC
+    from .labels import LABELS
+
+    found = set()
+    course = os.path.dirname(root)
+    files = [os.path.join(root, name) for name in sorted(os.listdir(root)) if name.endswith(".py")]
+    files += [os.path.join(course, name) for name in ("util.py", "public_tests.py", "test_utils.py")]
+    for path in files:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_"
+                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                found.add(node.args[0].value)
+    for cases in PUBLIC.values():
+        found.update(text for case in cases for text in (case["name"], case["hint"]))
+    found.update(label.replace("_", " ") for label in LABELS)
+    return sorted(found)
+
+
+def catalog_paths(language):
+    folder = os.path.join(LOCALE_DIR, _locale(language), "LC_MESSAGES")
+    return os.path.join(folder, DOMAIN + ".po"), os.path.join(folder, DOMAIN + ".mo")
+
+
+def compile_catalogs():
+    """Write every .mo from its .po; returns the paths written."""
+    written = []
+    for language in LANGUAGES[1:]:
+        po, mo = catalog_paths(language)
+        with open(mo, "wb") as f:
+            f.write(mo_bytes(read_po(po)))
+        written.append(mo)
+    return written
