@@ -31,7 +31,7 @@ def get_roc_curve(labels, predicted_vals, generator):
 
     from chestxray.evaluate import roc_figure
 
-    figure, aurocs = roc_figure(generator.labels, predicted_vals, [label_name(label) for label in labels])
+    _, aurocs = roc_figure(generator.labels, predicted_vals, [label_name(label) for label in labels])
     plt.show()
     return aurocs
 

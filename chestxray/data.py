@@ -18,7 +18,6 @@ notebook uses them.
 
 import math
 import os
-import warnings
 from pathlib import PurePath
 
 import numpy as np
@@ -26,8 +25,6 @@ import tensorflow as tf
 
 from .augment import Augmentation
 
-# ImageBatches shuffles itself; Keras' fit(shuffle=True) default warns that it cannot.
-warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored")
 
 EPSILON = 1e-6  # added to the std, as Keras' ImageDataGenerator did
 # Fixed parallelism, autotuning off: tf.data's autotuning thread made ending an

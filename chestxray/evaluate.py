@@ -213,24 +213,8 @@ def evaluate(model, test_df, image_dir, pre, out, n_boot=10000, seed=0, batch_si
     figure, _ = roc_figure(batches.labels, scores, labels, ax=Figure(figsize=(7, 7)).subplots())
     figure.savefig(os.path.join(out, "roc.png"), dpi=100, bbox_inches="tight")
     if gallery:
+        from .explain import write_gallery
+
         write_gallery(model, pd.read_csv(os.path.join(out, "scores.csv")), batches.labels, image_dir, pre,
                       os.path.join(out, "gradcam"), gallery)
     return metrics
-
-
-def write_gallery(model, predictions, y_true, image_dir, pre, out, count):
-    """Grad-CAM overlays for the `count` images whose best true-positive score is highest,
-    each for its true labels (at most 4): what the report shows."""
-    from .explain import explain_files, save_overlays
-
-    labels = list(pre.labels)
-    scores = predictions[labels].to_numpy()
-    best = np.where(y_true.astype(bool), scores, -1).max(axis=1)
-    chosen = [i for i in np.argsort(-best)[:count] if best[i] >= 0]
-    os.makedirs(out, exist_ok=True)
-    paths = [os.path.join(image_dir, predictions["Image"].iloc[i]) for i in chosen]
-    for i, path, (gray, heatmaps, probabilities) in zip(chosen, paths, explain_files(model, paths, pre, labels)):
-        name = os.path.basename(path)
-        shown = [j for j in np.argsort(-scores[i]) if y_true[i, j]][:4]
-        save_overlays(os.path.join(out, os.path.splitext(name)[0] + ".png"), gray, heatmaps, probabilities, labels,
-                      shown, title=name)

@@ -205,3 +205,19 @@ def localize(model, boxes, image_dir, pre, box_size=1024, layer_name=None, batch
         hit_rate=("hit", "mean"), centre_hit_rate=("centre_hit", "mean"), mean_iou=("iou", "mean"),
         boxes=("hit", "size"), empty_maps=("empty", "sum"))
     return per_box, per_class
+
+
+def write_gallery(model, predictions, y_true, image_dir, pre, out, count):
+    """Grad-CAM overlays for the `count` images whose best true-positive score is highest,
+    each for its true labels (at most 4): what the report shows."""
+    labels = list(pre.labels)
+    scores = predictions[labels].to_numpy()
+    best = np.where(y_true.astype(bool), scores, -1).max(axis=1)
+    chosen = [i for i in np.argsort(-best)[:count] if best[i] >= 0]
+    os.makedirs(out, exist_ok=True)
+    paths = [os.path.join(image_dir, predictions["Image"].iloc[i]) for i in chosen]
+    for i, path, (gray, heatmaps, probabilities) in zip(chosen, paths, explain_files(model, paths, pre, labels)):
+        name = os.path.basename(path)
+        shown = [j for j in np.argsort(-scores[i]) if y_true[i, j]][:4]
+        save_overlays(os.path.join(out, os.path.splitext(name)[0] + ".png"), gray, heatmaps, probabilities, labels,
+                      shown, title=name)

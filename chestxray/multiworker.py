@@ -9,12 +9,20 @@ Keras 3.15 (TensorFlow backend) fails there in two places (keras-team/keras#2058
    scalar ("Invalid reduction dimension 0 for input with 0 dimensions"); the
    mean over workers needs no axis.
 
-`patch_keras()` replaces those two functions, and only when training asks for
-this strategy. tests/test_train.py runs two worker processes against it.
+`patch_keras()` replaces those two functions once, when training runs under
+this strategy (by name or as an object), and only on the Keras versions it was
+written for: on another version it stops with a message instead of patching
+blindly. Upstream: https://github.com/keras-team/keras/issues/20585.
+tests/test_train.py runs two worker processes against it.
 """
 
+import keras
 import tensorflow as tf
 from keras.src.backend.tensorflow import trainer
+
+# Keras versions whose TensorFlowTrainer these two replacements were read against.
+TESTED = ("3.15.",)
+_patched = False
 
 
 def _build_from_local_batch(self, iterator=None, data_batch=None):
@@ -40,5 +48,19 @@ def _reduce_per_replica(values, strategy, reduction="auto"):
 
 
 def patch_keras():
+    """Apply the two replacements (once). Raises on a Keras version they were not written for."""
+    global _patched
+    if _patched:
+        return
+    if not keras.__version__.startswith(TESTED):
+        raise RuntimeError(
+            f"multi-worker training needs a workaround for keras-team/keras#20585 that was written for Keras "
+            f"{', '.join(v + 'x' for v in TESTED)}; this is Keras {keras.__version__}. Check whether that issue "
+            "is fixed in this version (then drop chestxray/multiworker.py), or pin Keras to a tested version.")
+    for name in ("_maybe_symbolic_build",):
+        if not hasattr(trainer.TensorFlowTrainer, name):
+            raise RuntimeError(f"Keras {keras.__version__}: TensorFlowTrainer.{name} is gone; "
+                               "chestxray/multiworker.py needs updating")
     trainer.TensorFlowTrainer._maybe_symbolic_build = _build_from_local_batch
     trainer.reduce_per_replica = _reduce_per_replica
+    _patched = True

@@ -43,8 +43,6 @@ def make_strategy(name):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
-        from .multiworker import patch_keras
-        patch_keras()  # Keras 3's fit fails under this strategy without it (keras-team/keras#20585)
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name in (None, "none"):
         return tf.distribute.get_strategy()
@@ -273,6 +271,9 @@ def train(train_df, valid_df, image_dir, out, recipe=None, *, strategy="none", c
     recipe = replace(recipe or Recipe(), **settings)
     keras.utils.set_random_seed(recipe.seed)
     strategy = make_strategy(strategy) if isinstance(strategy, (str, type(None))) else strategy
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        from .multiworker import patch_keras
+        patch_keras()  # Keras 3's fit fails under this strategy without it (keras-team/keras#20585)
     chief = _is_chief(strategy)
     # Every worker saves (checkpoints, resume state), but only the chief where asked.
     out = out if chief else os.path.join(out, f".worker-{strategy.cluster_resolver.task_id}")
@@ -335,7 +336,7 @@ def train(train_df, valid_df, image_dir, out, recipe=None, *, strategy="none", c
     if initial_epoch >= recipe.epochs:
         print(f"nothing to do: {initial_epoch} of {recipe.epochs} epochs already done in {out}")
         return model
-    history = model.fit(train_batches, epochs=recipe.epochs, initial_epoch=initial_epoch,
+    history = model.fit(train_batches, epochs=recipe.epochs, initial_epoch=initial_epoch, shuffle=False,
                         callbacks=all_callbacks, verbose=verbose)
 
     losses = history.history.get("loss", [])

@@ -201,3 +201,14 @@ def test_multiworker_on_two_local_processes(split_phantoms, tmp_path):
     assert np.allclose(chief["loss"], other["loss"]) and np.allclose(chief["val_loss"], other["val_loss"])
     assert os.path.exists(os.path.join(out, "model.keras")) and os.path.exists(os.path.join(out, "loss.png"))
     assert not os.path.exists(os.path.join(out, ".worker-1", "loss.png"))
+
+
+def test_multiworker_workaround_refuses_an_untested_keras(monkeypatch):
+    from chestxray import multiworker
+
+    monkeypatch.setattr(multiworker, "_patched", False)
+    monkeypatch.setattr(multiworker.keras, "__version__", "3.99.0")
+    before = multiworker.trainer.reduce_per_replica
+    with pytest.raises(RuntimeError, match=r"keras-team/keras#20585.*this is Keras 3\.99\.0"):
+        multiworker.patch_keras()
+    assert multiworker.trainer.reduce_per_replica is before  # nothing replaced
