@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from .demo import SHIPPED_MODEL  # trained by `train` (models/nih/README.md)
+from .errors import UserError
 
 
 def _numbers(text, kind):
@@ -416,8 +417,9 @@ def main(argv=None):
     args.run(args)
 
 
-# What a user's input can cause: a missing or undecodable file, a bad value, another run's folder.
-USER_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError, ValueError)
+# What a user's input can cause: a missing or undecodable file, a bad value, another run's folder,
+# a full disk.
+USER_ERRORS = (UserError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError, ValueError)
 
 
 def entry(argv=None):

@@ -142,7 +142,7 @@ def comparison_table(metrics):
                "positives": int(ours["positives"])}
         if label in paper.index:
             ref = paper.loc[label]
-            row["CheXNet 2017"] = f"{ref['chexnet']:.3f}"
+            row["CheXNet 2017 (n~22,400)"] = f"{ref['chexnet']:.3f}"
             row[f"CheXNeXt radiologists (n={CHEXNEXT_N})"] = interval(
                 ref["chexnext_radiologists"], ref["chexnext_radiologists_low"], ref["chexnext_radiologists_high"])
             row[f"CheXNeXt algorithm (n={CHEXNEXT_N})"] = interval(

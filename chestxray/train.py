@@ -347,7 +347,10 @@ def train(train_df, valid_df, image_dir, out, recipe=None, *, strategy="none", c
             "Lower the learning rate (--lr) or check the input.")
     # EarlyStopping put the best epoch's weights back (the average, with ema).
     model.save(os.path.join(out, "model.keras"))
-    model.save_weights(os.path.join(out, "model.weights.h5"))
+    # Keras 3 saves a compiled model's optimizer state with its weights: copy them into a bare model.
+    bare = (model_fn or build_model)(len(LABELS), None, pre.image_size)
+    bare.set_weights(model.get_weights())
+    bare.save_weights(os.path.join(out, "model.weights.h5"))
     if chief:
         _plot_history(history_csv, os.path.join(out, "loss.png"))
     return model

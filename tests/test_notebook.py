@@ -57,7 +57,7 @@ def test_placeholders_keep_structure():
 
 # The shipped model's card (models/nih/README.md) reports a little more on test.csv; a change that
 # breaks the model file, its preprocessing or the evaluation path falls under this floor.
-SHIPPED_MODEL_FLOOR = 0.70
+SHIPPED_MODEL_FLOOR = 0.68
 
 
 def test_solution_notebook_runs_headless_on_real_images(built, nih, tmp_path):

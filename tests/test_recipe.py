@@ -151,6 +151,9 @@ def test_cosine_schedule_average_weights_and_auroc_selection(split_phantoms, tmp
     assert mean_auroc(valid.labels, scores) == pytest.approx(history["val_auroc"][best], abs=1e-6)
     shipped = tiny_model(14, None, 32)
     shipped.load_weights(os.path.join(out, "model.weights.h5"))
+    import h5py
+    with h5py.File(os.path.join(out, "model.weights.h5")) as f:  # weights only: no optimizer state
+        assert sorted(f) == ["layers", "vars"], list(f)
     np.testing.assert_allclose(shipped.predict(valid, verbose=0), scores, atol=1e-6)
     # The trained (not averaged) weights went into the resume state, with the average in the optimizer.
     state = keras.models.load_model(os.path.join(out, "resume", "model.keras"))
