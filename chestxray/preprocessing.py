@@ -94,6 +94,7 @@ class Preprocessing:
     @classmethod
     def load(cls, path):
         """From a preprocessing.json, or the one beside a model file or in a run folder."""
+        path = os.fspath(path)
         if not path.endswith(".json"):
             folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
             path = os.path.join(folder, FILENAME)
@@ -120,6 +121,7 @@ class Preprocessing:
         """The settings a model was trained with: its preprocessing.json; for a model without
         one (the course's `pretrained_model.h5`), the course's: featurewise, with the mean and
         std of a sample of its training images, and no calibration."""
+        model_path = os.fspath(model_path)
         beside = os.path.join(os.path.dirname(os.path.abspath(model_path)), FILENAME)
         if os.path.exists(beside):
             return cls.load(beside)

@@ -9,17 +9,17 @@
   history.csv        one row per finished epoch, `epoch` from 0: loss, val_loss, val_auroc, lr
   loss.png           training and validation loss, and validation mean AUROC
   logs/              TensorBoard
-  resume/            the state after the last finished epoch (model with optimizer, callback state)
+  resume/            the state after the last finished epoch (runstate.py)
 
 Started again with the same arguments, it continues after the last finished
-epoch: the state of an epoch is committed only once the epoch is complete, in
-one rename, so a kill at any moment loses at most the epoch in progress.
+epoch. Every file is written atomically and each epoch's state is committed
+whole (runstate.py), so a kill at any instant loses at most the epoch in
+progress, and the finished folder is the same as an uninterrupted run's.
 """
 
 import json
 import math
 import os
-import shutil
 from dataclasses import asdict, replace
 
 import keras
@@ -35,6 +35,7 @@ from .losses import compute_class_freqs, get_weighted_loss
 from .model import build_model
 from .preprocessing import Preprocessing
 from .recipe import Recipe
+from .runstate import RunState, save_atomic, write_atomic
 from .shards import read_stats, shard_batches
 
 
@@ -59,10 +60,6 @@ def _is_chief(strategy):
     return resolver.task_type == "worker" and resolver.task_id == 0
 
 
-def _write_atomic(path, text):
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
 
 
 class ValidationMetrics(keras.callbacks.Callback):
@@ -84,6 +81,9 @@ class ValidationMetrics(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         scores = self.model.predict(self.batches, verbose=0)
         y = self.labels[:len(scores)].astype(np.float32)  # whole batches only under multiworker
+        if not np.isfinite(scores).all():  # a diverged model: nothing to rank
+            logs["val_loss"] = logs["val_auroc"] = float("nan")
+            return
         logs["val_loss"] = float(self.loss(y, scores))
         logs["val_auroc"] = mean_auroc(y, scores)
         logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
@@ -104,87 +104,8 @@ class EMAWeights(keras.callbacks.SwapEMAWeights):
             self._ema_weights_in_model = False
 
 
-class Resume(keras.callbacks.Callback):
-    """Commits the training state after each finished epoch; restores it at the start.
-
-    Keras' own BackupAndRestore keeps neither the other callbacks' state
-    (ReduceLROnPlateau's and EarlyStopping's counters, the best val_loss) nor
-    history.csv in step with the weights. Here one folder holds all of it,
-    written beside the old one and swapped in by renames.
-    """
-
-    def __init__(self, folder, stateful, history_csv, best_path, ema=None):
-        super().__init__()
-        self.folder, self.stateful = folder, stateful
-        self.history_csv, self.best_path, self.ema = history_csv, best_path, ema
-        self.restored = None  # set by `load`: the state dict of the last finished epoch
-
-    def saved(self):
-        """The folder holding the last committed state, or None on a fresh start."""
-        for folder in (self.folder, self.folder + ".old"):  # .old: killed between the two renames
-            if os.path.exists(os.path.join(folder, "state.json")):
-                return folder
-        return None
-
-    def load(self):
-        """The saved model (with its optimizer) and state, or (None, None) on a fresh start."""
-        folder = self.saved()
-        if folder is None:
-            return None, None
-        with open(os.path.join(folder, "state.json")) as f:
-            self.restored = json.load(f)
-        # history.csv keeps exactly the finished epochs; CSVLogger appends the rest
-        # (so this happens before it opens the file).
-        if os.path.exists(self.history_csv):
-            history = pd.read_csv(self.history_csv)
-            kept = history[history["epoch"] <= self.restored["epoch"]]
-            _write_atomic(self.history_csv, kept.to_csv(index=False))
-        return keras.models.load_model(os.path.join(folder, "model.keras")), self.restored
-
-    def on_train_begin(self, logs=None):
-        if not self.restored:
-            return
-        # After the other callbacks' own on_train_begin, which resets them.
-        for name, callback in self.stateful.items():
-            for key, value in self.restored["callbacks"][name].items():
-                setattr(callback, key, value)
-            if getattr(callback, "restore_best_weights", False) and os.path.exists(self.best_path):
-                callback.best_weights = keras.models.load_model(self.best_path).get_weights()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not all(math.isfinite(float((logs or {}).get(k, 0.0))) for k in ("loss", "val_loss")):
-            return  # never commit a diverged state
-        state = {"epoch": epoch, "callbacks": {
-            name: {key: _plain(getattr(callback, key)) for key in _STATE[type(callback)]}
-            for name, callback in self.stateful.items()}}
-        if self.ema:
-            self.ema.training_weights()
-        new, old = self.folder + ".new", self.folder + ".old"
-        shutil.rmtree(new, ignore_errors=True)
-        os.makedirs(new)
-        self.model.save(os.path.join(new, "model.keras"))
-        _write_atomic(os.path.join(new, "state.json"), json.dumps(state))
-        if os.path.exists(self.folder):
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(self.folder, old)
-        os.replace(new, self.folder)
-        shutil.rmtree(old, ignore_errors=True)
-
-
-# What each stateful callback needs back after a restart (EarlyStopping's best weights
-# come from best.keras, which ModelCheckpoint wrote at the same epochs).
-_STATE = {
-    keras.callbacks.ReduceLROnPlateau: ["best", "wait", "cooldown_counter"],
-    keras.callbacks.EarlyStopping: ["best", "wait", "best_epoch"],
-    keras.callbacks.ModelCheckpoint: ["best"],
-}
-
-
-def _plain(value):
-    return None if value is None else float(value) if isinstance(value, (float, np.floating)) else value
-
-
-def _plot_history(history_csv, path):
+def plot_history(history_csv, path):
+    """loss.png: training and validation loss, and the validation mean AUROC, per epoch."""
     from matplotlib.figure import Figure  # no pyplot: a notebook's figures must keep their backend
 
     history = pd.read_csv(history_csv)
@@ -206,7 +127,7 @@ def _plot_history(history_csv, path):
     right.set_xlabel("epoch")
     right.set_ylabel("mean AUROC")
     fig.tight_layout()
-    fig.savefig(path)
+    save_atomic(lambda tmp: fig.savefig(tmp, format="png"), path)
 
 
 
@@ -252,15 +173,15 @@ def _run_record(out, recipe, train_df, valid_df, train_shards, valid_shards):
             raise FileExistsError(f"{out} holds another run ({path} differs in {', '.join(differ)}): "
                                   "choose a new --out, or repeat that run's settings to resume it")
         return
-    if os.path.exists(os.path.join(out, "history.csv")):
-        raise FileExistsError(f"{os.path.join(out, 'history.csv')} exists but {path} does not: this is another "
-                              "run's folder; choose a new --out (nothing was overwritten)")
-    _write_atomic(path, json.dumps(record, indent=1))
+    if any(os.path.exists(os.path.join(out, name)) for name in ("history.csv", "resume", "model.keras")):
+        raise FileExistsError(f"{out} holds another run's files but no {path}: choose a new --out "
+                              "(nothing was overwritten)")
+    write_atomic(path, json.dumps(record, indent=1))
 
 
 def train(train_df, valid_df, image_dir, out, recipe=None, *, strategy="none", cache=None, callbacks=(),
           verbose=1, model_fn=None, train_shards=None, valid_shards=None, **settings):
-    """Train (or resume training) a model; returns the fitted model (the best epoch's weights).
+    """Train (or resume training) a model; returns the final model (the best epoch's weights).
 
     `recipe`: a `Recipe`; keyword `settings` override its fields (`epochs=3, lr=1e-3`).
     Data: the course frames and `image_dir`, or folders written by `write_shards`
@@ -278,14 +199,7 @@ def train(train_df, valid_df, image_dir, out, recipe=None, *, strategy="none", c
     # Every worker saves (checkpoints, resume state), but only the chief where asked.
     out = out if chief else os.path.join(out, f".worker-{strategy.cluster_resolver.task_id}")
     os.makedirs(out, exist_ok=True)
-    history_csv, best_path = os.path.join(out, "history.csv"), os.path.join(out, "best.keras")
-
-    resume_folder = os.path.join(out, "resume")
-    if os.path.exists(history_csv) and not os.path.exists(os.path.join(out, "run.json")) \
-            and Resume(resume_folder, {}, history_csv, best_path).saved() is None:
-        raise FileExistsError(f"{history_csv} exists but {resume_folder} does not: this is another run's "
-                              "folder; choose a new --out (nothing was overwritten)")
-    _run_record(out, recipe, train_df, valid_df, train_shards, valid_shards)
+    _run_record(out, recipe, train_df, valid_df, train_shards, valid_shards)  # first: whose folder this is
 
     global_batch = recipe.batch_size * strategy.num_replicas_in_sync
     # Across workers a last, partial batch leaves some worker an empty one, which fails:
@@ -302,55 +216,56 @@ def train(train_df, valid_df, image_dir, out, recipe=None, *, strategy="none", c
 
     freq_pos, freq_neg = compute_class_freqs(train_batches.labels)
     loss = get_weighted_loss(freq_neg, freq_pos)
-    stateful = {
-        "stop": keras.callbacks.EarlyStopping(recipe.monitor, mode=recipe.mode, patience=recipe.stop_patience,
-                                              restore_best_weights=True, verbose=1),
-        "checkpoint": keras.callbacks.ModelCheckpoint(best_path, monitor=recipe.monitor, mode=recipe.mode,
-                                                      save_best_only=True)}
+    stateful = {"stop": keras.callbacks.EarlyStopping(recipe.monitor, mode=recipe.mode,
+                                                      patience=recipe.stop_patience, verbose=1)}
     if recipe.schedule == "plateau":  # a cosine schedule sets the rate itself
         stateful["plateau"] = keras.callbacks.ReduceLROnPlateau(
             recipe.monitor, mode=recipe.mode, factor=recipe.lr_factor, patience=recipe.lr_patience,
             min_delta=recipe.lr_min_delta, verbose=1)
     ema = EMAWeights() if recipe.ema else None
-    resume = Resume(resume_folder, stateful, history_csv, best_path, ema)
+    run = RunState(out, stateful, recipe.monitor, recipe.mode, ema)
 
     with strategy.scope():
-        model, state = resume.load()
+        model, state = run.load()
         if model is None:
             model = (model_fn or build_model)(len(LABELS), recipe.weights, pre.image_size)
             model.compile(optimizer=recipe.optimizer(len(train_batches)), loss=loss)
             initial_epoch = 0
         else:
             initial_epoch = state["epoch"] + 1
-            print(f"resuming after epoch {state['epoch']} from {resume.folder}: learning rate "
+            print(f"resuming after epoch {state['epoch']} from {run.folder}: learning rate "
                   f"{float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)):.3g}, "
                   f"optimizer step {int(model.optimizer.iterations)}")
 
     # Order matters. The average weights go in first and the validation metrics follow, so that
-    # the others see both; ReduceLROnPlateau adds learning_rate to the logs that CSVLogger writes;
-    # Resume, last, restores the others after they reset themselves and saves after them.
+    # the others see both; RunState, last, restores the others after they reset themselves,
+    # and commits the epoch (best.keras, history.csv: ModelCheckpoint's and CSVLogger's jobs).
     all_callbacks = [*([ema] if ema else []), ValidationMetrics(valid_batches, loss), *stateful.values(),
-                     keras.callbacks.CSVLogger(history_csv, append=True),
                      keras.callbacks.TensorBoard(os.path.join(out, "logs")),
-                     keras.callbacks.TerminateOnNaN(), *callbacks, resume]
-    if initial_epoch >= recipe.epochs:
+                     keras.callbacks.TerminateOnNaN(), *callbacks, run]
+    if initial_epoch < recipe.epochs and not (state and state.get("stopped")):
+        history = model.fit(train_batches, epochs=recipe.epochs, initial_epoch=initial_epoch, shuffle=False,
+                            callbacks=all_callbacks, verbose=verbose)
+        losses = history.history.get("loss", [])
+        if losses and not math.isfinite(losses[-1]):
+            raise FloatingPointError(
+                f"training stopped: the loss became {losses[-1]} in epoch {initial_epoch + len(losses) - 1}. "
+                f"The best model so far is intact in {run.best_path}; {os.path.join(out, 'model.keras')} was "
+                "not written. Lower the learning rate (--lr) or check the input.")
+    else:
         print(f"nothing to do: {initial_epoch} of {recipe.epochs} epochs already done in {out}")
-        return model
-    history = model.fit(train_batches, epochs=recipe.epochs, initial_epoch=initial_epoch, shuffle=False,
-                        callbacks=all_callbacks, verbose=verbose)
+    return _finish(run, out, model_fn, pre, chief)
 
-    losses = history.history.get("loss", [])
-    if losses and not math.isfinite(losses[-1]):
-        raise FloatingPointError(
-            f"training stopped: the loss became {losses[-1]} in epoch {initial_epoch + len(losses) - 1}. "
-            f"The best model so far is intact in {best_path}; {os.path.join(out, 'model.keras')} was not written. "
-            "Lower the learning rate (--lr) or check the input.")
-    # EarlyStopping put the best epoch's weights back (the average, with ema).
-    model.save(os.path.join(out, "model.keras"))
+
+def _finish(run, out, model_fn, pre, chief):
+    """model.keras, model.weights.h5 and loss.png, from the committed best model: made again,
+    whole, by a restart after they were cut short."""
+    best = run.best_model()
+    save_atomic(best.save, os.path.join(out, "model.keras"))
     # Keras 3 saves a compiled model's optimizer state with its weights: copy them into a bare model.
     bare = (model_fn or build_model)(len(LABELS), None, pre.image_size)
-    bare.set_weights(model.get_weights())
-    bare.save_weights(os.path.join(out, "model.weights.h5"))
+    bare.set_weights(best.get_weights())
+    save_atomic(bare.save_weights, os.path.join(out, "model.weights.h5"))
     if chief:
-        _plot_history(history_csv, os.path.join(out, "loss.png"))
-    return model
+        plot_history(run.history_csv, os.path.join(out, "loss.png"))
+    return best

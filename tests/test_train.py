@@ -36,15 +36,16 @@ def split_phantoms(phantoms, tmp_path_factory):
     return str(out / "images"), folder, frames
 
 
+# The real thing, once: DenseNet121 (build_model), killed by SIGKILL from outside. Every kill
+# point, deterministically, on a small model: tests/test_faults.py.
 KILLABLE = """
 import sys, time, keras, pandas as pd
 sys.path.insert(0, {root!r})
-from tests.test_train import tiny_model
 from chestxray.train import train
 slow = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: time.sleep({pause}))
 train(pd.read_csv({split!r} + '/train.csv'), pd.read_csv({split!r} + '/valid.csv'), {images!r}, {out!r},
-      epochs=6, batch_size=8, lr=1e-3, image_size=32, lr_patience=0, lr_factor=0.5, lr_min_delta=1e9,
-      stop_patience=100, callbacks=[slow], model_fn=tiny_model, verbose=0)
+      epochs=3, batch_size=8, lr=1e-3, image_size=32, lr_patience=0, lr_factor=0.5, lr_min_delta=1e9,
+      stop_patience=100, callbacks=[slow], verbose=0)
 print('finished')
 """
 
@@ -73,20 +74,21 @@ def test_resumes_after_sigkill(split_phantoms, tmp_path):
     run.wait()
     with open(os.path.join(out, "resume", "state.json")) as f:
         done = json.load(f)["epoch"]
-    assert 1 <= done < 5
+    assert done == 1
 
     run = start(pause=0)
     stdout, stderr = run.communicate(timeout=600)
     assert run.returncode == 0 and "finished" in stdout, stderr[-2000:]
     assert f"resuming after epoch {done}" in stdout
     history = _history(out)
-    assert list(history["epoch"]) == [0, 1, 2, 3, 4, 5]  # none missing, none repeated
+    assert list(history["epoch"]) == [0, 1, 2]  # none missing, none repeated
     # The learning rate halves after every epoch but the first (lr_min_delta is never met):
     # only if the optimizer's rate and ReduceLROnPlateau's state both survived the kill.
-    assert np.allclose(history["learning_rate"], [1e-3, 1e-3, 5e-4, 2.5e-4, 1.25e-4, 6.25e-5], rtol=1e-5)
-    model = keras.models.load_model(os.path.join(out, "model.keras"))
+    assert np.allclose(history["learning_rate"], [1e-3, 1e-3, 5e-4], rtol=1e-5)
+    model = keras.models.load_model(os.path.join(out, "resume", "model.keras"), safe_mode=True)
+    assert model.name == "chestxray_densenet121"
     steps = int(np.ceil(len(frames["train"]) / 8))
-    assert int(model.optimizer.iterations) == 6 * steps  # Adam's state carried over too
+    assert int(model.optimizer.iterations) == 3 * steps  # Adam's state carried over too
     for name in ("best.keras", "loss.png", "preprocessing.json"):
         assert os.path.exists(os.path.join(out, name))
 
@@ -121,7 +123,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_best(split_phantoms, tmp_pa
 def test_another_runs_folder_is_not_overwritten(split_phantoms, tmp_path):
     images, _, frames = split_phantoms
     (tmp_path / "history.csv").write_text("epoch,loss\n0,1.0\n")
-    with pytest.raises(FileExistsError, match="another run's folder"):
+    with pytest.raises(FileExistsError, match="holds another run's files but no .*run.json"):
         train(frames["train"], frames["valid"], images, str(tmp_path), epochs=1, image_size=32,
               model_fn=tiny_model, verbose=0)
     assert (tmp_path / "history.csv").read_text() == "epoch,loss\n0,1.0\n"
