@@ -422,11 +422,13 @@ history = model.fit(train_generator, validation_data=valid_generator, steps_per_
 # - `EarlyStopping` stops when it has not improved for a few epochs, and goes
 #   back to the best weights.
 #
-# `chestxray.train.train` sets them up, with the weighted loss and the same
-# input pipeline, and can resume a run that was stopped. On two CPU cores an
-# epoch over our training images takes several minutes; on the full data set,
-# train on a GPU (see the README). It writes `model.keras`, the loss curves and
-# `preprocessing.json` into `RUN_DIR`.
+# `chestxray.train.train` sets up EarlyStopping, ReduceLROnPlateau and
+# TensorBoard, with the weighted loss and the same input pipeline. It keeps the
+# best epoch and the history itself, as ModelCheckpoint and CSVLogger would, but
+# writes every file whole, so that a run stopped at any moment resumes where it
+# was. On two CPU cores an epoch over our training images takes several minutes;
+# on the full data set, train on a GPU (see the README). It writes
+# `model.keras`, the loss curves and `preprocessing.json` into `RUN_DIR`.
 
 # %%
 model = training.train(train_df, valid_df, IMAGE_DIR, RUN_DIR, epochs=EPOCHS, batch_size=BATCH_SIZE,
