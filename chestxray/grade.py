@@ -14,6 +14,7 @@ What the sandbox protects against, and what it does not: README, "Grading".
 import json
 import os
 import queue
+import secrets
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,12 @@ from . import exercises
 from .i18n import translator
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-UID_BASE = 200_000  # the students' user ids: UID_BASE + 100,000 x worker + a counter; unused on the host
+# The students' user ids: a base drawn at random per grading run, + 100,000 x worker + a counter
+# (one per exercise graded), far above any account's id on the host. Two graders on one machine
+# then almost never share an id: a user id's process limit counts across the whole machine, so a
+# student of one run that forks to the limit would stop another run's student with that id.
+UID_SPACE = (1_000_000, 2_000_000_000)
+IDS_PER_WORKER = 100_000
 
 
 class SandboxUnavailable(PermissionError):
@@ -77,7 +83,13 @@ def _python_roots():
     return sorted(roots)
 
 
-def sandbox_command(worker):
+def uid_base(jobs):
+    """The first user id of a grading run with `jobs` workers, drawn from UID_SPACE."""
+    span = IDS_PER_WORKER * jobs
+    return UID_SPACE[0] + secrets.randbelow((UID_SPACE[1] - UID_SPACE[0]) // span) * span
+
+
+def sandbox_command(worker, base=UID_SPACE[0]):
     """bubblewrap around `sandbox.py`: no network, own process tree, only Python and the worker
     script visible (read-only), no /tmp, a scratch tmpfs that only the worker populates."""
     bwrap = shutil.which("bwrap")
@@ -103,7 +115,7 @@ def sandbox_command(worker):
     command += ["--clearenv", "--setenv", "PATH", "/usr/bin", "--setenv", "HOME", "/work",
                 "--setenv", "KERAS_BACKEND", "tensorflow", "--setenv", "TF_CPP_MIN_LOG_LEVEL", "3",
                 "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--chdir", "/work",
-                os.path.realpath(sys.executable), "-I", "/grader/sandbox.py", str(UID_BASE + 100_000 * worker)]
+                os.path.realpath(sys.executable), "-I", "/grader/sandbox.py", str(base + IDS_PER_WORKER * worker)]
     return command
 
 
@@ -124,11 +136,11 @@ def check_sandbox():
 class Worker:
     """One sandboxed worker: jobs in (a JSON line each), plain answers out."""
 
-    def __init__(self, index, sandbox=True):
+    def __init__(self, index, sandbox=True, base=UID_SPACE[0]):
         if sandbox:
-            command = sandbox_command(index)
+            command = sandbox_command(index, base)
         else:  # --no-sandbox: the same worker, unconfined (students' code can reach everything)
-            command = [sys.executable, "-I", os.path.join(HERE, "sandbox.py"), str(UID_BASE + 100_000 * index)]
+            command = [sys.executable, "-I", os.path.join(HERE, "sandbox.py"), str(base + IDS_PER_WORKER * index)]
         env = None if sandbox else {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "NO_SANDBOX": "1"}
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.DEVNULL, text=True, env=env)
@@ -250,11 +262,11 @@ def grade(submissions, out, hidden=None, jobs=None, timeout=60, memory_mb=2048, 
         todo.put((index, name, cells, problem))
 
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(names) or 1))
-    started, lock, failures = time.monotonic(), threading.Lock(), []
+    started, lock, failures, base = time.monotonic(), threading.Lock(), [], uid_base(jobs)
 
     def serve(slot):
         try:
-            worker = Worker(slot, sandbox)
+            worker = Worker(slot, sandbox, base)
         except Exception as error:
             failures.append(error)
             return

@@ -237,3 +237,16 @@ def test_cases_live_in_one_place():
     assert public_tests.run_cases is test_utils.run_cases
     for key, cases in exercises.PUBLIC.items():
         assert all(exercises.compare(key, c["expected"], c["expected"]) for c in exercises.with_answers(key, cases))
+
+
+def test_each_grading_run_draws_user_ids_of_its_own():
+    """Two runs on one machine get disjoint id ranges (a user id's process limit is machine-wide)."""
+    from chestxray.grade import IDS_PER_WORKER, UID_SPACE, uid_base
+
+    for jobs in (1, 2, 16, 64):
+        span = IDS_PER_WORKER * jobs
+        bases = {uid_base(jobs) for _ in range(50)}
+        assert len(bases) > 40  # drawn, not fixed
+        for base in bases:
+            assert UID_SPACE[0] <= base and base + span <= UID_SPACE[1] < 2**31
+            assert (base - UID_SPACE[0]) % span == 0  # aligned: two draws share every id or none

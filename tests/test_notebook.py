@@ -64,15 +64,11 @@ def test_solution_notebook_runs_headless_on_real_images(built, nih, tmp_path):
     """Top to bottom in a fresh kernel on the course's images and the shipped model. The students'
     own training runs at 96 px here (their default is 320): no assertion depends on its size, and
     the shipped model is evaluated at its own size, from its preprocessing.json."""
-    import time
-
     folder, student, solution = built
-    start = time.perf_counter()
     notebook = course.execute(str(folder / "solution.ipynb"), str(tmp_path / "executed.ipynb"),
                               {"IMAGE_DIR": os.path.join(nih, "images"), "RUN_DIR": str(tmp_path / "run"),
                                "IMAGE_SIZE": 96},
-                              cwd=ROOT, timeout=900)
-    seconds = time.perf_counter() - start
+                              cwd=ROOT, timeout=900)  # per cell
     text = course.text_outputs(notebook)
     assert text.count("All tests passed.") == 3 and "tests failed" not in text
     assert text.count(": False") >= 3 and "leakage between train and valid: False" in text
@@ -85,5 +81,3 @@ def test_solution_notebook_runs_headless_on_real_images(built, nih, tmp_path):
     # a batch image, 3 bar plots, the ROC curves, the reliability diagram and 3 Grad-CAM figures
     assert figures == 9, figures
     assert not any(output.get("output_type") == "error" for cell in notebook.cells for output in cell.get("outputs", []))
-    assert seconds < 15 * 60, f"the solution notebook took {seconds:.0f} s (limit 15 min)"
-    print(f"solution notebook: {seconds:.0f} s")
