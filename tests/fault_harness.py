@@ -9,6 +9,7 @@ killed (os._exit, as SIGKILL would leave it) at the n-th
   weights   keras.Model.save_weights, cut the same way,
   batch     training batch (the middle of an epoch),
   enospc    os.replace, which raises ENOSPC instead (the run must stop with a message),
+  erofs     os.replace, which raises EROFS (a read-only folder; root ignores chmod, so injected),
 then the same call of `train` again, to the end. ["count", 0] runs once without a fault
 and reports how many calls of each kind a run makes; ["reference", 0] is the
 uninterrupted run. Every run is a child forked from this process, which imported
@@ -33,6 +34,7 @@ from tests.test_train import tiny_model  # noqa: E402
 SETTINGS = dict(epochs=2, batch_size=8, image_size=32, lr=3e-3, schedule="cosine", warmup_epochs=1, ema=0.8,
                 augment="flip", stop_patience=100, model_fn=tiny_model, verbose=0)
 COUNTS = {"replace": 0, "save": 0, "weights": 0, "batch": 0}
+FAILURES = {"enospc": errno.ENOSPC, "erofs": errno.EROFS}
 
 
 def cut(path):
@@ -55,8 +57,8 @@ def install(kind, n):
         COUNTS["replace"] += 1
         if COUNTS["replace"] == n and kind == "replace":
             os._exit(137)
-        if COUNTS["replace"] == n and kind == "enospc":
-            raise OSError(errno.ENOSPC, "No space left on device", dst)
+        if COUNTS["replace"] == n and kind in FAILURES:
+            raise OSError(FAILURES[kind], os.strerror(FAILURES[kind]), dst)
         real_replace(src, dst, **kw)
 
     def save(self, path, *a, **kw):

@@ -65,7 +65,7 @@ def test_a_kill_at_any_write_resumes_to_the_same_folder(split_phantoms, tmp_path
         assert folder_summary(tmp_path / f"{kind}-{n}") == reference, result
 
 
-def test_a_full_disk_stops_with_a_message_and_keeps_the_last_state(split_phantoms, tmp_path):  # noqa: F811
+def test_a_full_disk_or_read_only_folder_stops_with_a_message_and_keeps_the_last_state(split_phantoms, tmp_path):  # noqa: F811
     images, split, frames = split_phantoms
     # The 4th rename is the first commit's rename into resume/; the 9th, in the second epoch's commit.
     for result in harness(split, images, tmp_path, [["enospc", 4], ["enospc", 9]]):
@@ -73,8 +73,12 @@ def test_a_full_disk_stops_with_a_message_and_keeps_the_last_state(split_phantom
         assert result["first"] == 1 and message.startswith("SaveError: ")
         assert "No space left on device" in message and "run the same command again" in message
         assert result["second"] == 0  # room again: the same command resumes and finishes
-    assert "The last saved state (none yet) is untouched" in harness(
-        split, images, tmp_path / "again", [["enospc", 4]])[0]["first_message"]
+    first_epoch, read_only = harness(split, images, tmp_path / "again", [["enospc", 4], ["erofs", 9]])
+    assert "The last saved state (none yet) is untouched" in first_epoch["first_message"]
+    message = read_only["first_message"]  # a folder made read-only during the second epoch's save
+    assert read_only["first"] == 1 and "Read-only file system" in message, read_only
+    assert "The last saved state (epoch 0) is untouched" in message and "writable" in message
+    assert read_only["second"] == 0
 
 
 def test_a_damaged_commit_falls_back_or_says_so(split_phantoms, tmp_path, capsys):  # noqa: F811
