@@ -280,13 +280,8 @@ def _recipe_arguments(p):
                    help="training images whose mean and std standardise featurewise")
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m chestxray",
-                                     description="Chest X-ray classification on NIH ChestX-ray14: data, training, "
-                                                 "evaluation, explanation.",
-                                     epilog="Errors in the input end in one line; add --debug for the traceback.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _data_commands(sub):
+    """split, phantoms, shard: tables and images in."""
     p = sub.add_parser("split", help="patient-level, stratified train/valid/test CSVs from NIH metadata")
     p.add_argument("--metadata", required=True, help="Data_Entry_2017 style CSV (plain or .gz)")
     p.add_argument("--images", help="keep only the images present in this folder")
@@ -305,6 +300,17 @@ def build_parser():
     p.add_argument("--size", type=int, default=256, help="image side in pixels")
     p.set_defaults(run=cmd_phantoms)
 
+    p = sub.add_parser("shard", help="decoded, resized images as sharded TFRecords, for training at scale")
+    p.add_argument("--csv", required=True, help="a split CSV (Image, the 14 labels, PatientId)")
+    p.add_argument("--image-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--image-size", type=int, default=320)
+    p.add_argument("--per-shard", type=int, default=1024, help="images per shard file")
+    p.set_defaults(run=cmd_shard)
+
+
+def _train_command(sub):
+    """train, with one option per field of the recipe."""
     p = sub.add_parser("train", help="train DenseNet121 on split CSVs; run again to resume after a stop")
     p.add_argument("--train-csv")
     p.add_argument("--valid-csv")
@@ -319,14 +325,9 @@ def build_parser():
     p.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2], help="Keras' fit: 2 prints a line an epoch")
     p.set_defaults(run=cmd_train)
 
-    p = sub.add_parser("shard", help="decoded, resized images as sharded TFRecords, for training at scale")
-    p.add_argument("--csv", required=True, help="a split CSV (Image, the 14 labels, PatientId)")
-    p.add_argument("--image-dir", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--image-size", type=int, default=320)
-    p.add_argument("--per-shard", type=int, default=1024, help="images per shard file")
-    p.set_defaults(run=cmd_shard)
 
+def _model_commands(sub):
+    """evaluate, predict, gradcam, localize, report: what a trained model says, and why."""
     p = sub.add_parser("evaluate", help="predictions, AUROC with bootstrap CIs, PR-AUC, ROC, comparison, Grad-CAM")
     _model_arguments(p)
     p.add_argument("--test-csv", required=True)
@@ -368,6 +369,9 @@ def build_parser():
     p.add_argument("--out", default="report.html")
     p.set_defaults(run=cmd_report)
 
+
+def _course_commands(sub):
+    """notebook, grade, demo: the course module and the main job."""
     p = sub.add_parser("notebook", help="build the student and solution notebooks from the course source")
     p.add_argument("--source", default=os.path.join("course", "C1W1_Assignment.py"))
     p.add_argument("--lang", choices=["en", "pt-BR"], default="en",
@@ -406,6 +410,16 @@ def build_parser():
     p.add_argument("--image-size", type=int, default=128, help="with --train")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_demo)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m chestxray",
+                                     description="Chest X-ray classification on NIH ChestX-ray14: data, training, "
+                                                 "evaluation, explanation.",
+                                     epilog="Errors in the input end in one line; add --debug for the traceback.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_data_commands, _train_command, _model_commands, _course_commands):
+        add(sub)
     return parser
 
 
