@@ -365,7 +365,7 @@ def get_weighted_loss(pos_weights, neg_weights, epsilon=1e-7):
 # The test uses a large epsilon so that a missing or misplaced epsilon shows.
 
 # %%
-# To pass the tests, set epsilon = 1
+# The course's example uses epsilon = 1 (the further cases choose their own)
 epsilon = 1
 
 ### do not edit anything below
