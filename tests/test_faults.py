@@ -65,7 +65,7 @@ def test_a_kill_at_any_write_resumes_to_the_same_folder(split_phantoms, tmp_path
         assert folder_summary(tmp_path / f"{kind}-{n}") == reference, result
 
 
-def test_a_full_disk_or_read_only_folder_stops_with_a_message_and_keeps_the_last_state(split_phantoms, tmp_path):  # noqa: F811
+def test_a_full_disk_or_read_only_folder_stops_with_a_message(split_phantoms, tmp_path):  # noqa: F811
     images, split, frames = split_phantoms
     # The 4th rename is the first commit's rename into resume/; the 9th, in the second epoch's commit.
     for result in harness(split, images, tmp_path, [["enospc", 4], ["enospc", 9]]):

@@ -144,8 +144,8 @@ def test_train_command(split_phantoms, tmp_path, capsys, monkeypatch):
         assert (out / name).exists(), name
     assert any(files for _, _, files in os.walk(out / "logs"))  # TensorBoard wrote events
     model = keras.models.load_model(out / "model.keras")
-    assert model.output_shape == (None, 14) and len(model.layers) == len(tiny_model(14, None, 32).layers)
     shipped = tiny_model(14, None, 32)
+    assert model.output_shape == (None, 14) and len(model.layers) == len(shipped.layers)
     shipped.load_weights(out / "model.weights.h5")  # the weights alone, for the same architecture
     preprocessing = json.loads((out / "preprocessing.json").read_text())
     assert preprocessing["image_size"] == 32 and 0 < preprocessing["mean"] < 255
