@@ -4,6 +4,8 @@ Each image gets its own random key (one draw of `tf.data.Dataset.random` per
 image, new every epoch), and every change is a stateless function of that key:
 the same seed gives the same epochs, in any number of parallel calls.
 Applied to the gray image on its 0..255 scale, before standardisation.
+`Augmentation.layer` makes the same changes as a Keras layer, in `keras.ops`,
+for training from arrays on a backend without tf.data (JAX on a GPU).
 """
 
 import math
@@ -27,9 +29,10 @@ class Augmentation:
 
     @classmethod
     def named(cls, name):
-        """'none', 'flip' (the course's horizontal flip) or 'standard' (all of them, moderately)."""
+        """'none', 'flip' (the course's horizontal flip), 'standard' (all of them, moderately) or 'strong'."""
         presets = {"none": cls(flip=False), "flip": cls(),
-                   "standard": cls(flip=True, rotation=10.0, shift=0.08, zoom=0.10, contrast=0.10)}
+                   "standard": cls(flip=True, rotation=10.0, shift=0.08, zoom=0.10, contrast=0.10),
+                   "strong": cls(flip=True, rotation=15.0, shift=0.10, zoom=0.15, contrast=0.20)}
         if name not in presets:
             raise ValueError(f"unknown augmentation {name!r}: use one of {sorted(presets)}")
         return presets[name]
@@ -41,12 +44,21 @@ class Augmentation:
         return any(asdict(self).values())
 
     def __call__(self, image, key):
-        """`image` (height, width, 1) float; `key` an int64 scalar: the changed image."""
+        """`image` (height, width, 1) float; `key` an int64 scalar: the changed image (tf.data)."""
         import tensorflow as tf  # here, so that reading settings does not load TensorFlow
 
-        u = tf.random.stateless_uniform([7], tf.stack([key, tf.constant(7, tf.int64)]), -1.0, 1.0)
+        return self.apply(image, tf.random.stateless_uniform([7], tf.stack([key, tf.constant(7, tf.int64)]), -1.0, 1.0))
+
+    def apply(self, image, u):
+        """The changes that the draws `u` (7 numbers in [-1, 1]) say, to one image (TensorFlow)."""
+        import tensorflow as tf
+
         if self.rotation or self.shift or self.zoom:
-            image = self._affine(image, u)
+            height, width = image.shape[0], image.shape[1]
+            image = tf.raw_ops.ImageProjectiveTransformV3(
+                images=image[None], transforms=self.transforms(u, height, width, tf)[None],
+                output_shape=tf.constant([height, width]), fill_value=0.0, interpolation="BILINEAR",
+                fill_mode="NEAREST")[0]
         if self.flip:
             image = tf.where(u[4] > 0, tf.image.flip_left_right(image), image)
         if self.contrast:
@@ -54,19 +66,52 @@ class Augmentation:
             image = (image - mean) * (1 + self.contrast * u[5]) + mean * (1 + self.contrast * u[6])
         return image
 
-    def _affine(self, image, u):
-        """Rotation about the centre, zoom and shift in one bilinear resampling."""
-        import tensorflow as tf
+    def apply_batch(self, images, u):
+        """The same as `apply`, on a batch (batch, height, width, 1) with draws `u` (batch, 7),
+        in `keras.ops`: for any Keras backend (JAX on a GPU: `layer`)."""
+        from keras import ops
 
-        height, width = image.shape[0], image.shape[1]
-        angle = u[0] * self.rotation * math.pi / 180
-        scale = 1.0 + u[1] * self.zoom
-        dx, dy = u[2] * self.shift * width, u[3] * self.shift * height
-        # The transform maps each output pixel to where it is read in the input.
-        cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+        if self.rotation or self.shift or self.zoom:
+            transforms = self.transforms(u, images.shape[1], images.shape[2], ops)
+            images = ops.image.affine_transform(images, transforms, "bilinear", fill_mode="nearest")
+        per_image = (slice(None), None, None, None)  # (batch,) -> (batch, 1, 1, 1)
+        if self.flip:
+            images = ops.where(u[:, 4][per_image] > 0, ops.flip(images, axis=2), images)
+        if self.contrast:
+            mean = ops.mean(images, axis=(1, 2, 3), keepdims=True)
+            images = ((images - mean) * (1 + self.contrast * u[:, 5][per_image])
+                      + mean * (1 + self.contrast * u[:, 6][per_image]))
+        return images
+
+    def transforms(self, u, height, width, xp):
+        """Rotation about the centre, zoom and shift for draws `u` (..., 7) as projective
+        transforms (..., 8) that map each output pixel to where it is read in the input.
+        `xp`: `tensorflow` or `keras.ops` (anything with cos, sin and stack)."""
+        angle = u[..., 0] * (self.rotation * math.pi / 180)
+        scale = 1.0 + u[..., 1] * self.zoom
+        dx, dy = u[..., 2] * (self.shift * width), u[..., 3] * (self.shift * height)
+        cos, sin = xp.cos(angle) / scale, xp.sin(angle) / scale
         cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-        transform = tf.stack([cos, -sin, cx - cos * cx + sin * cy + dx,
-                              sin, cos, cy - sin * cx - cos * cy + dy, 0.0, 0.0])
-        return tf.raw_ops.ImageProjectiveTransformV3(
-            images=image[None], transforms=transform[None], output_shape=tf.constant([height, width]),
-            fill_value=0.0, interpolation="BILINEAR", fill_mode="NEAREST")[0]
+        zero = angle * 0.0
+        return xp.stack([cos, -sin, cx - cos * cx + sin * cy + dx,
+                         sin, cos, cy - sin * cx - cos * cy + dy, zero, zero], axis=-1)
+
+    def layer(self, seed=0):
+        """A Keras layer that makes these changes to batches in training (a fresh draw per image
+        and step) and none in inference: for backends without tf.data (bench/train_arrays.py)."""
+        import keras
+
+        augmentation = self
+
+        class RandomAugmentation(keras.layers.Layer):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.seed_generator = keras.random.SeedGenerator(seed)
+
+            def call(self, images, training=False):
+                if not training or not augmentation:
+                    return images
+                u = keras.random.uniform((keras.ops.shape(images)[0], 7), -1.0, 1.0, seed=self.seed_generator)
+                return augmentation.apply_batch(images, u)
+
+        return RandomAugmentation(name="augmentation")

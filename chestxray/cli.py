@@ -260,8 +260,9 @@ def _recipe_arguments(p):
                    help="base weights: none (default), imagenet (downloads, needs internet) or a .h5/.weights.h5 file")
     p.add_argument("--standardize", choices=["featurewise", "samplewise"], default=d.standardize,
                    help="how images are standardised, in training and evaluation alike (default %(default)s)")
-    p.add_argument("--augment", choices=["none", "flip", "standard"], default=d.augment,
-                   help="flip: horizontal flips; standard: flips, rotation, shift, zoom, contrast (default %(default)s)")
+    p.add_argument("--augment", choices=["none", "flip", "standard", "strong"], default=d.augment,
+                   help="flip: horizontal flips; standard: flips, rotation, shift, zoom, contrast; "
+                        "strong: the same, more (default %(default)s)")
     p.add_argument("--schedule", choices=["plateau", "cosine"], default=d.schedule,
                    help="plateau: cut the rate when the monitored value stalls; cosine: warm-up, then cosine decay")
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="cosine: epochs of linear warm-up")

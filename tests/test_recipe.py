@@ -57,6 +57,25 @@ def test_rotation_and_zoom_turn_about_the_centre():
         assert not np.allclose(turned, image.numpy())  # but the patch moved
 
 
+def test_the_keras_layer_makes_the_same_changes_as_the_tf_data_path():
+    augment = Augmentation.named("strong")
+    rng = np.random.default_rng(0)
+    image = np.cumsum(rng.uniform(0, 8, (40, 40, 1)), axis=0).astype(np.float32)  # smooth, not symmetric
+    u = rng.uniform(-1, 1, (6, 7)).astype(np.float32)
+    one_by_one = np.stack([augment.apply(tf.constant(image), tf.constant(row)).numpy() for row in u])
+    batch = keras.ops.convert_to_numpy(augment.apply_batch(tf.constant(np.stack([image] * 6)), tf.constant(u)))
+    np.testing.assert_allclose(batch, one_by_one, atol=1e-3)
+    assert len({b.round(2).tobytes() for b in batch}) == 6
+
+    layer = augment.layer(seed=1)
+    x = np.stack([image] * 4)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x)
+    trained = keras.ops.convert_to_numpy(layer(x, training=True))
+    assert trained.shape == x.shape and not np.allclose(trained[0], x[0])
+    assert not np.allclose(trained[0], trained[1])  # a draw per image
+    assert Augmentation.named("strong").rotation > Augmentation.named("standard").rotation
+
+
 # ---------------------------------------------------------------- preprocessing
 
 def test_preprocessing_round_trip_and_errors(tmp_path):
