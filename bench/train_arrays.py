@@ -37,10 +37,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from chestxray.labels import LABELS  # noqa: E402
-from chestxray.preprocessing import Preprocessing  # noqa: E402
+from chestxray.preprocessing import EPSILON, Preprocessing  # noqa: E402
 from chestxray.recipe import Recipe  # noqa: E402
-
-EPSILON = 1e-6  # chestxray.data.EPSILON (that module needs TensorFlow)
 
 
 def read_images(df, image_dir, size):
@@ -76,26 +74,27 @@ def stats(args):
           f"{np.abs(ours - theirs).max():.4f} over {len(head)} images")
 
 
-class Batches:
+def whole_batches(x, y, batch_size, seed):
     """Whole, shuffled batches of (uint8 images, labels); a new order each epoch."""
+    import keras
 
-    def __init__(self, x, y, batch_size, seed):
-        import keras
+    class WholeBatches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.on_epoch_end()
 
-        class _Batches(keras.utils.PyDataset):
-            def __len__(inner):
-                return len(x) // batch_size
+        def __len__(self):
+            return len(x) // batch_size
 
-            def __getitem__(inner, i):
-                rows = inner.order[i * batch_size:(i + 1) * batch_size]
-                return x[rows], y[rows]
+        def __getitem__(self, i):
+            rows = self.order[i * batch_size:(i + 1) * batch_size]
+            return x[rows], y[rows]
 
-            def on_epoch_end(inner):
-                inner.order = inner.rng.permutation(len(x))
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(x))
 
-        self.dataset = _Batches()
-        self.dataset.rng = np.random.default_rng(seed)
-        self.dataset.on_epoch_end()
+    return WholeBatches()
 
 
 def training_model(base, pre, augmentation, seed):
@@ -145,7 +144,7 @@ def fit(args):
 
     freq_pos, freq_neg = compute_class_freqs(y_train)
     loss = get_weighted_loss(freq_neg, freq_pos)
-    batches = Batches(x_train, y_train, recipe.batch_size, recipe.seed).dataset
+    batches = whole_batches(x_train, y_train, recipe.batch_size, recipe.seed)
     base = build_model(len(LABELS), recipe.weights, pre.image_size)
     model = training_model(base, pre, Augmentation.named(recipe.augment), recipe.seed)
     model.compile(optimizer=recipe.optimizer(len(batches)), loss=loss)

@@ -24,9 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from .augment import Augmentation
+from .preprocessing import EPSILON
 
-
-EPSILON = 1e-6  # added to the std, as Keras' ImageDataGenerator did
 # Fixed parallelism, autotuning off: tf.data's autotuning thread made ending an
 # iterator (every epoch) stall for up to a second on 2 cores. Static graph rewrites
 # off too: none applies to this pipeline, and running them made every iterator

@@ -28,6 +28,7 @@ from .labels import LABELS
 
 MODES = ("featurewise", "samplewise")
 FILENAME = "preprocessing.json"
+EPSILON = 1e-6  # added to the std, as Keras' ImageDataGenerator did
 
 
 @dataclass(frozen=True)
