@@ -230,12 +230,15 @@ def cmd_grade(args):
     from .grade import grade
 
     table = grade(args.submissions, args.out, hidden=args.hidden, jobs=args.jobs, timeout=args.timeout,
-                  memory_mb=args.memory_mb, sandbox=not args.no_sandbox, feedback_dir=args.feedback)
+                  memory_mb=args.memory_mb, sandbox=not args.no_sandbox, feedback_dir=args.feedback,
+                  max_mb=args.max_mb)
     scores = [c for c in table.columns if c.endswith("_score")] + ["total"] if len(table) else []
     if scores:
         print(table[["submission", *scores]].to_string(index=False))
     feedback = args.feedback or os.path.join(os.path.dirname(os.path.abspath(args.out)), "feedback")
-    print(f"wrote {args.out}: {len(table)} submission(s); feedback per submission in {feedback}")
+    summary = os.path.join(os.path.dirname(os.path.abspath(args.out)), "summary.html")
+    print(f"wrote {args.out}: {len(table)} submission(s); feedback per submission in {feedback}; "
+          f"the class's summary in {summary}")
 
 
 def _model_arguments(p, model_default=None):
@@ -394,7 +397,8 @@ def _course_commands(sub):
                                       "(default: feedback/ beside --out)")
     p.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: the core count)")
     p.add_argument("--timeout", type=int, default=60, help="seconds per cell and per case")
-    p.add_argument("--memory-mb", type=int, default=2048, help="memory a student's process may add")
+    p.add_argument("--memory-mb", type=int, default=2048, help="memory an exercise's processes may add, together")
+    p.add_argument("--max-mb", type=int, default=32, help="larger notebooks are not read (a row says so)")
     p.add_argument("--no-sandbox", action="store_true",
                    help="grade without the sandbox where none can be made (students' code then reaches "
                         "everything this user can)")

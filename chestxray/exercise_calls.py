@@ -9,6 +9,7 @@ import pandas as pd
 
 FUNCTIONS = {"UNQ_C1": "check_for_leakage", "UNQ_C2": "compute_class_freqs", "UNQ_C3": "get_weighted_loss"}
 MAX_VALUES = 10_000  # a result larger than this is not an answer to any case
+MAX_ITEMS = 16  # nor a tuple longer than this
 
 
 # ----------------------------------------------------------------------------
@@ -20,7 +21,10 @@ def plain(value):
     if isinstance(value, (bool, np.bool_)):
         return {"type": "bool", "value": bool(value)}
     if isinstance(value, (tuple, list)) and not _numeric_list(value):
-        return {"type": "tuple", "items": [plain(v) for v in value[:16]], "length": len(value)}
+        items = list(value)  # one pass: the items and their count agree, whatever the class overrides
+        if len(items) > MAX_ITEMS:
+            return {"type": "other", "python_type": type(value).__name__, "text": f"{len(items)} items"}
+        return {"type": "tuple", "items": [plain(v) for v in items], "length": len(items)}
     array = _as_array(value)
     if array is not None:
         if array.size > MAX_VALUES:

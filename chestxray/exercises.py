@@ -14,7 +14,7 @@ grader's own process.
 
 import numpy as np
 
-from .exercise_calls import FUNCTIONS, call, plain  # noqa: F401  (the part the sandbox sees)
+from .exercise_calls import FUNCTIONS, MAX_ITEMS, MAX_VALUES, call, plain  # noqa: F401  (the part the sandbox sees)
 from .i18n import _
 
 
@@ -79,7 +79,8 @@ def reference(key, inputs):
 
 def with_answers(key, cases):
     """The cases with "expected" filled in by the reference where they do not give it."""
-    return [{**case, "expected": case.get("expected") or reference(key, case["inputs"])} for case in cases]
+    return [{**case, "expected": case["expected"] if "expected" in case else reference(key, case["inputs"])}
+            for case in cases]
 
 
 # ----------------------------------------------------------------------------
@@ -161,19 +162,142 @@ PUBLIC = {
 }
 
 
+# ----------------------------------------------------------------------------
+# Checking what comes from outside: the student's process (anything) and the instructor's file.
+
+MAX_CASES, MAX_TEXT = 200, 1000
+
+
+def check_plain(p, depth=0):
+    """`p` if it is a well-formed plain result, as `plain` makes one; otherwise ValueError saying
+    what is wrong. The student's process can send anything: nothing here trusts its shape."""
+    if depth > 3 or not isinstance(p, dict):
+        raise ValueError("not a result")
+    kind, fields = p.get("type"), set(p)
+    if kind == "bool" and fields == {"type", "value"} and isinstance(p["value"], bool):
+        return p
+    if kind == "tuple" and fields == {"type", "items", "length"}:
+        items, length = p["items"], p["length"]
+        if isinstance(items, list) and type(length) is int and length == len(items) <= MAX_ITEMS:
+            return {**p, "items": [check_plain(item, depth + 1) for item in items]}
+        raise ValueError("a tuple whose items do not match its length")
+    if kind == "array" and fields <= {"type", "shape", "values", "python_type"} and _text(p.get("python_type", "")):
+        shape, values = p.get("shape"), p.get("values")
+        if (isinstance(shape, list) and len(shape) <= 8 and all(type(n) is int and 0 <= n <= MAX_VALUES for n in shape)
+                and isinstance(values, list) and len(values) == int(np.prod(shape)) <= MAX_VALUES
+                and all(v is None or (type(v) in (int, float) and np.isfinite(v)) for v in values)):
+            return p
+        raise ValueError("an array whose shape and values do not match")
+    if kind == "other" and fields == {"type", "python_type", "text"} and _text(p["python_type"]) and _text(p["text"]):
+        return p
+    raise ValueError("not a result")
+
+
+def _text(value, limit=MAX_TEXT):
+    return isinstance(value, str) and len(value) <= limit
+
+
+def _check_error(error):
+    if (isinstance(error, dict) and set(error) <= {"type", "message", "line", "code"} and _text(error.get("type"), 100)
+            and _text(error.get("message")) and _text(error.get("code", ""), 300)
+            and (type(error.get("line", 1)) is int and error.get("line", 1) >= 1)):
+        return error
+    raise ValueError("a malformed error record")
+
+
+def read_student(message, stage):
+    """What the student's process said at `stage` ("cell": defining the function, "case": one
+    case), checked: {"defined", "notes"}, {"cell_error"}, {"output"} or {"raised"}; ValueError
+    for anything else."""
+    if not isinstance(message, dict):
+        raise ValueError("not a message")
+    if stage == "cell" and set(message) == {"defined", "notes"} and message["defined"] is True:
+        notes = message["notes"]
+        if isinstance(notes, list) and len(notes) <= 10:
+            return {"defined": True, "notes": [_check_error(note) for note in notes]}
+    if stage == "cell" and set(message) == {"cell_error"}:
+        return {"cell_error": _check_error(message["cell_error"])}
+    if stage == "case" and set(message) == {"output"}:
+        return {"output": check_plain(message["output"])}
+    if stage == "case" and set(message) == {"raised"}:
+        return {"raised": _check_error(message["raised"])}
+    raise ValueError("not a message the grader knows")
+
+
+def _same_form(a, b):
+    if a["type"] != b["type"]:
+        return False
+    if a["type"] == "tuple":
+        return a["length"] == b["length"] and all(_same_form(x, y) for x, y in zip(a["items"], b["items"]))
+    return a["type"] != "array" or a["shape"] == b["shape"]
+
+
+def _check_inputs(key, inputs):
+    """The inputs' types and shapes, so that every student's call gets what the exercise promises."""
+    def numbers(rows, what):
+        if not (isinstance(rows, list) and rows and all(isinstance(r, list) and r for r in rows)
+                and len({len(r) for r in rows}) == 1
+                and all(type(v) in (int, float) and np.isfinite(v) for r in rows for v in r)):
+            raise ValueError(f"{what} must be a non-empty rectangular list of lists of numbers")
+        return len(rows), len(rows[0])
+
+    allowed = {"UNQ_C1": {"first", "second", "column", "extra"}, "UNQ_C2": {"labels", "dtype"},
+               "UNQ_C3": {"y", "pred", "pos", "neg", "epsilon"}}[key]
+    if not isinstance(inputs, dict) or not set(inputs) <= allowed:
+        raise ValueError(f"inputs must be an object with fields among {sorted(allowed)}")
+    if key == "UNQ_C1":
+        for side in ("first", "second"):
+            ids = inputs.get(side)
+            if not (isinstance(ids, list) and all(type(v) in (int, str) for v in ids)):
+                raise ValueError(f"{side!r} must be a list of patient ids (integers or strings)")
+        if not _text(inputs.get("column", "patient_id"), 100) or not _text(inputs.get("extra") or "", 100):
+            raise ValueError("'column' and 'extra' must be strings")
+    elif key == "UNQ_C2":
+        numbers(inputs.get("labels"), "'labels'")
+        if inputs.get("dtype", "int64") not in ("int64", "int32", "float32", "float64", "bool"):
+            raise ValueError("'dtype' must be one of int64, int32, float32, float64, bool")
+    else:
+        shape = numbers(inputs.get("y"), "'y'")
+        if numbers(inputs.get("pred"), "'pred'") != shape:
+            raise ValueError("'pred' must have the shape of 'y'")
+        for name in ("pos", "neg"):
+            numbers([inputs.get(name)], f"{name!r}")
+            if len(inputs[name]) != shape[1]:
+                raise ValueError(f"{name!r} must have one weight per column of 'y'")
+        if type(inputs.get("epsilon")) not in (int, float) or not np.isfinite(inputs["epsilon"]):
+            raise ValueError("'epsilon' must be a number")
+
+
 def check_cases(cases, source="cases"):
-    """Clear errors for a malformed case table ({"UNQ_C1": [case, ...], ...})."""
+    """Clear errors for a malformed case table ({"UNQ_C1": [case, ...], ...}), naming the case."""
     if not isinstance(cases, dict):
         raise ValueError(f"{source}: expected an object keyed by exercise ({', '.join(FUNCTIONS)})")
     for key, items in cases.items():
         if key not in FUNCTIONS:
             raise ValueError(f"{source}: unknown exercise {key!r}; the exercises are {', '.join(FUNCTIONS)}")
+        if not isinstance(items, list) or len(items) > MAX_CASES:
+            raise ValueError(f"{source}: {key}: expected a list of at most {MAX_CASES} cases")
         for i, case in enumerate(items):
+            where = f"{source}: {key} case {i}"
+            if not isinstance(case, dict):
+                raise ValueError(f"{where}: expected an object with name, inputs, hint, optional expected")
+            unknown = set(case) - {"name", "inputs", "hint", "expected"}
             missing = [field for field in ("name", "inputs") if field not in case]
-            if missing:
-                raise ValueError(f"{source}: {key} case {i}: missing {missing}")
+            if missing or unknown:
+                raise ValueError(f"{where}: " + (f"missing {missing}" if missing else f"unknown fields {sorted(unknown)}"))
+            if not (_text(case["name"], 200) and case["name"].strip()) or not _text(case.get("hint", "")):
+                raise ValueError(f"{where}: 'name' (1 to 200 characters) and 'hint' must be text")
+            where += f" ({case['name']})"
             try:
-                reference(key, case["inputs"])
-            except Exception as error:
-                raise ValueError(f"{source}: {key} case {i} ({case['name']}): its inputs do not fit the exercise: "
-                                 f"{type(error).__name__}: {error}") from None
+                _check_inputs(key, case["inputs"])
+                answer = reference(key, case["inputs"])
+            except (ValueError, TypeError, KeyError, RecursionError) as error:
+                raise ValueError(f"{where}: its inputs do not fit the exercise: {error}") from None
+            if "expected" in case:
+                try:
+                    expected = check_plain(case["expected"])
+                except ValueError as error:
+                    raise ValueError(f"{where}: 'expected' is not a result ({error}); leave it out and the "
+                                     "reference computes it") from None
+                if not _same_form(expected, answer):
+                    raise ValueError(f"{where}: 'expected' is not of the answer's form ({show(answer)})")
