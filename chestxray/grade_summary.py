@@ -81,7 +81,7 @@ def write_summary(path, subs, results, grader, skipped=()):
                 graded = [r[key][kind][i] for r in results if len(r[key][kind]) > i]
                 passed = sum(row["passed"] for row in graded)
                 name = _(case["name"]) if kind == "public" else case["name"]
-                parts.append(f"<tr><td>{key}: {e(name)}</td><td>{e(_(kind))}</td><td>{passed} / {len(graded)}</td>"
+                parts.append(f"<tr><td>{key}: {e(name)}</td><td>{e(_('public') if kind == 'public' else _('hidden'))}</td><td>{passed} / {len(graded)}</td>"
                              f"<td>{_rate(passed, len(graded), number)}</td></tr>")
                 if len(graded) - passed:
                     hint = _(case.get("hint", "")) if kind == "public" else case.get("hint", "")

@@ -325,15 +325,14 @@ def supervise(uid, config, namespace):
         timeout = header["timeout"]
         first = phase.answer(timeout)
         write_line(1, {"student": first} if first is not None else {"stopped": phase.stopped})
-        if first is not None and '"defined"' in first[:20]:
-            for _ in range(header["n"]):
-                inputs = read_line(0)
-                if inputs is None:
-                    return END_OF_INPUT
-                if not phase.stopped:
-                    phase.send(inputs)
-                got = phase.answer(timeout)
-                write_line(1, {"student": got} if got is not None else {"stopped": phase.stopped})
+        for _ in range(header["n"]):  # every case, whatever happened: the grader and this stay in step
+            inputs = read_line(0)
+            if inputs is None:
+                return END_OF_INPUT
+            if not phase.stopped:
+                phase.send(inputs)
+            got = phase.answer(timeout)
+            write_line(1, {"student": got} if got is not None else {"stopped": phase.stopped})
     finally:
         phase.finish()
     write_line(1, {"end": True})

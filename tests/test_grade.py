@@ -61,7 +61,8 @@ def test_grader_scores_each_exercise_and_survives_bad_submissions(solution, tmp_
                                                      "        pass\n"})
     submit(subs, "e_syntax_and_memory.ipynb", solved, {
         "UNQ_C2": "def compute_class_freqs(labels)\n    return 1\n",
-        "UNQ_C3": "import numpy as np\nhog = np.ones((1 << 40,), dtype=np.uint8)\n"})
+        "UNQ_C3": "import numpy as np\ndef get_weighted_loss(pos_weights, neg_weights, epsilon=1e-7):\n"
+                  "    return np.ones((1 << 40,), dtype=np.uint8)\n"})
     submit(subs, "f_exits.ipynb", solved, {"UNQ_C1": "import sys\nsys.exit(3)\n"})
     submit(subs, "g_raises.ipynb", solved, {"UNQ_C2": "def compute_class_freqs(labels):\n"
                                                       "    n = labels.shape[0]\n    return labels / undefined\n"})
