@@ -83,13 +83,17 @@ def _load(path, max_bytes):
         if os.path.islink(path):
             raise ValueError("not graded: a symbolic link, not the notebook file itself") from None
         raise ValueError(f"not graded: cannot be opened ({error.strerror})") from None
-    with os.fdopen(fd, "rb") as f:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ValueError("not graded: not a regular file (a folder, a FIFO or a device)")
         if info.st_size > max_bytes:
             raise ValueError(f"not graded: larger than {max_bytes // 2**20} MB")
-        data = f.read(max_bytes + 1)
+        data = os.read(fd, max_bytes + 1)
+        while len(data) <= max_bytes and (chunk := os.read(fd, max_bytes + 1 - len(data))):
+            data += chunk  # a file still growing stops at the cap
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:
         raise ValueError(f"not graded: larger than {max_bytes // 2**20} MB")
     try:

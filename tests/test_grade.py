@@ -202,15 +202,56 @@ def test_hidden_cases_count_apart_and_stay_hidden(solution, tmp_path):
     assert "SECRET" not in table.loc["a_memorised.ipynb", "check_for_leakage_messages"]
 
 
-def test_a_malformed_hidden_file_is_named(tmp_path):
+@pytest.mark.parametrize("content, message", [
+    (json.dumps({"UNQ_C9": []}), r"hidden.json: unknown exercise 'UNQ_C9'"),
+    (json.dumps({"UNQ_C2": [{"name": "x", "inputs": {"label": [[1]]}}]}), r"UNQ_C2 case 0 \(x\): its inputs do not fit"),
+    (json.dumps({"UNQ_C1": [{"name": "x", "inputs": {"first": [1], "second": [1]}, "expected": True}]}),
+     r"UNQ_C1 case 0 \(x\): 'expected' is not a result"),
+    (json.dumps({"UNQ_C2": [{"name": "x", "inputs": {"labels": [[1, 0]]},
+                             "expected": {"type": "bool", "value": True}}]}),
+     r"UNQ_C2 case 0 \(x\): 'expected' is not of the answer's form"),
+    (json.dumps({"UNQ_C1": [{"name": "x", "inputs": {"first": "abc", "second": [1]}}]}),
+     r"UNQ_C1 case 0 \(x\): its inputs do not fit the exercise: 'first' must be a list"),
+    (json.dumps({"UNQ_C3": [{"name": "x", "inputs": {"y": [[1, 0]], "pred": [[0.5]], "pos": [1, 1], "neg": [1, 1],
+                                                     "epsilon": 1}}]}), r"'pred' must have the shape of 'y'"),
+    (json.dumps({"UNQ_C1": [{"name": "x", "inputs": {"first": [1], "second": [1]}, "hnit": ""}]}),
+     r"UNQ_C1 case 0: unknown fields \['hnit'\]"),
+    (json.dumps({"UNQ_C1": ["x"]}), r"UNQ_C1 case 0: expected an object"),
+    ("[" * 100000 + "]" * 100000, r"nested too deeply"),
+    (b"\xff{}", r"not UTF-8"),
+])
+def test_a_malformed_hidden_file_is_named_before_grading(tmp_path, content, message):
     (tmp_path / "subs").mkdir()
+    (tmp_path / "subs" / "a.ipynb").write_text("{}")
     bad = tmp_path / "hidden.json"
-    bad.write_text(json.dumps({"UNQ_C9": []}))
-    with pytest.raises(ValueError, match=r"hidden.json: unknown exercise 'UNQ_C9'"):
+    bad.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(ValueError, match=message):
         grade(str(tmp_path / "subs"), str(tmp_path / "g.csv"), hidden=str(bad), progress=False)
-    bad.write_text(json.dumps({"UNQ_C2": [{"name": "x", "inputs": {"label": [[1]]}}]}))
-    with pytest.raises(ValueError, match=r"UNQ_C2 case 0 \(x\): its inputs do not fit"):
-        grade(str(tmp_path / "subs"), str(tmp_path / "g.csv"), hidden=str(bad), progress=False)
+    assert not (tmp_path / "g.csv").exists()
+
+
+def test_a_dead_worker_is_replaced_and_the_run_goes_on(solution, tmp_path, monkeypatch):
+    from chestxray import grade as grading
+
+    solved, _ = solution
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    submit(subs, "a_first.ipynb", solved)
+    submit(subs, "b_second.ipynb", solved)
+    phase, killed = grading.Worker.phase, []
+
+    def dies_once(worker, *args, **kwargs):
+        if not killed:  # the worker dies before its first phase
+            killed.append(worker.process.pid)
+            worker.process.kill()
+            worker.process.wait()
+        return phase(worker, *args, **kwargs)
+
+    monkeypatch.setattr(grading.Worker, "phase", dies_once)
+    table = grade(str(subs), str(tmp_path / "g.csv"), jobs=1, timeout=10, progress=False).set_index("submission")
+    assert killed and table.loc["a_first.ipynb", SCORES].tolist() == [0, 1, 1]
+    assert "the sandbox worker failed" in table.loc["a_first.ipynb", "check_for_leakage_messages"]
+    assert table.loc["b_second.ipynb", SCORES].tolist() == [1, 1, 1]
 
 
 def test_without_a_sandbox_the_grader_refuses_unless_told(solution, tmp_path):

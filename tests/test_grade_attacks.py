@@ -9,13 +9,15 @@ import json
 import os
 import re
 import secrets
+import shutil
+import subprocess
 
 import nbformat
 import pandas as pd
-import pytest
 
 from chestxray import course
 from chestxray.grade import UID_SPACE, grade
+from tests.test_commands import CHROMIUM_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCORES = ["check_for_leakage_score", "compute_class_freqs_score", "get_weighted_loss_score"]
@@ -83,7 +85,7 @@ def shm_marker(create):
 
 # --- Hidden inputs: looked for in the student's process (stack, objects), or sent back. -----------
 PEEK = r'''
-import gc, inspect
+import gc, inspect, re
 def strings_seen():
     """Everything on the call stack, and every object that looks like a case's inputs."""
     found = set()
@@ -104,10 +106,10 @@ def check_for_leakage(df1, df2, patient_col):
 '''
 
 # --- Limits per student, not per process. ---------------------------------------------------------
-MEMORY_HOG = r'''
-import os, time
-def check_for_leakage(df1, df2, patient_col):
-    """Four children of 300 MB each, all alive at once: right only if all four got their memory."""
+MEMORY_HOG = leakage_if("OK", setup=r'''
+import time
+def _hog():
+    """Four children of 300 MB each, all alive at once: whether all four got their memory."""
     read, write = os.pipe()
     for _ in range(4):
         if os.fork() == 0:
@@ -115,12 +117,12 @@ def check_for_leakage(df1, df2, patient_col):
             os.write(write, b"1")
             time.sleep(30)
             os._exit(0)
-    got, deadline = b"", time.time() + 4
+    got, deadline = b"", time.time() + 8
     while len(got) < 4 and time.time() < deadline:
         got += os.read(read, 1)
-    shared = bool(set(df1[patient_col]) & set(df2[patient_col]))
-    return shared if len(got) == 4 else not shared
-'''
+    return len(got) == 4
+OK = _hog()
+''')
 MEMFD = r'''
 def compute_class_freqs(labels):
     """1.2 GB in memory files (each under the file size limit): right only if they all fit."""
@@ -283,8 +285,7 @@ def notebook(solution, replace=None, after=None, metadata=None):
     return nbformat.writes(nb)
 
 
-@pytest.fixture(scope="module")
-def klass(tmp_path_factory):
+def grade_the_class(tmp_path_factory):
     """The adversarial class, graded: (folder, first run's table, second run's table, notes)."""
     root = tmp_path_factory.mktemp("attacks")
     student, solution = course.build(os.path.join(ROOT, course.SOURCE), None, None)
@@ -375,14 +376,14 @@ def text_of(root, name):
     return (root / "one" / "feedback" / name).read_text(encoding="utf-8")
 
 
-def test_no_student_reaches_another(klass):
+def no_student_reaches_another(klass):
     root, table, _ = klass
     assert row(table, "a_leaves.ipynb")[:2] == [1, 1]  # its own shared memory works
     assert row(table, "c_scans_itself.ipynb")[0] == 1  # the scan finds a marker that is there
     assert row(table, "b_scavenges.ipynb")[:2] == [0, 0]  # neither the earlier student's code nor its segment
 
 
-def test_hidden_inputs_never_reach_the_student_or_the_feedback(klass):
+def hidden_inputs_never_reach_the_student_or_the_feedback(klass):
     root, table, _ = klass
     assert table.loc["d_peeks.ipynb", "check_for_leakage_hidden"] == "0/1"  # it raised there
     feedback = text_of(root, "d_peeks.md")
@@ -391,7 +392,7 @@ def test_hidden_inputs_never_reach_the_student_or_the_feedback(klass):
     assert "HID-" not in (root / "one" / "grades.csv").read_text() and "HID-" not in (root / "one" / "summary.html").read_text()
 
 
-def test_limits_hold_for_the_whole_exercise(klass):
+def limits_hold_for_the_whole_exercise(klass):
     root, table, _ = klass
     assert row(table, "e_limits_a.ipynb") == [0, 0, 0]  # 4 x 300 MB, 1.2 GB of memfd, 400 processes
     assert row(table, "f_limits_b.ipynb") == [0, 1, 0]  # an output flood costs nothing; scratch is capped
@@ -401,7 +402,7 @@ def test_limits_hold_for_the_whole_exercise(klass):
     assert "Timeout" in table.loc["g_limits_c.ipynb", "get_weighted_loss_messages"]
 
 
-def test_no_process_is_left_behind(klass):
+def no_process_is_left_behind(klass):
     left = []
     for status in os.listdir("/proc"):
         if status.isdigit():
@@ -413,7 +414,7 @@ def test_no_process_is_left_behind(klass):
     assert not left, f"students' processes still running: {left}"
 
 
-def test_forged_and_lying_answers_earn_nothing_and_stop_nobody(klass):
+def forged_and_lying_answers_earn_nothing_and_stop_nobody(klass):
     root, table, _ = klass
     assert row(table, "h_forges.ipynb") == [0, 0, 0]
     assert "could not be read" in table.loc["h_forges.ipynb", "compute_class_freqs_messages"]
@@ -421,7 +422,7 @@ def test_forged_and_lying_answers_earn_nothing_and_stop_nobody(klass):
     assert row(table, "j_lying_tuple.ipynb")[1] == 0
 
 
-def test_correct_answers_written_other_ways_get_full_marks(klass):
+def correct_answers_written_other_ways_get_full_marks(klass):
     root, table, _ = klass
     assert row(table, "k_variants.ipynb") == [1, 1, 1]
     assert row(table, "l_variants.IPYNB") == [1, 1, 1]
@@ -432,7 +433,7 @@ def test_correct_answers_written_other_ways_get_full_marks(klass):
     assert "2 cells are marked UNQ_C3" in feedback and "only the function is graded" in feedback
 
 
-def test_two_marked_cells_are_reported(klass):
+def two_marked_cells_are_reported(klass):
     root, table, _ = klass
     assert row(table, "m_two_c1_cells.ipynb") == [0, 1, 1]  # the last one, as the notebook leaves it
     assert "graded cell" in table.loc["m_two_c1_cells.ipynb", "notes"]
@@ -440,7 +441,7 @@ def test_two_marked_cells_are_reported(klass):
     assert "no cell marked UNQ_C1" in table.loc["n_no_markers.ipynb", "check_for_leakage_messages"]
 
 
-def test_files_and_names_that_are_not_plain(klass):
+def files_and_names_that_are_not_plain(klass):
     root, table, _ = klass
     for name in ("\\xff\\xfe bad name.ipynb", "with space.ipynb", "new\\nline.ipynb", "-rf.ipynb",
                  "=HYPERLINK(x).ipynb"):
@@ -457,10 +458,41 @@ def test_files_and_names_that_are_not_plain(klass):
     assert len(feedback) == 25 and "new\\nline.md" in feedback
 
 
-def test_two_runs_give_the_same_grades(klass):
+def summary_renders_in_chromium(klass):
+    """summary.html, as the instructor's browser shows it: distribution, pass rates, what to re-teach."""
+    root = klass[0]
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "Chromium not found: install Debian's chromium package (`apt-get install -y chromium`)"
+    page = root / "one" / "summary.html"
+    dom = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={root / 'profile'}", "--dump-dom",
+                          page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert dom.count("<table") == 3 and "Score distribution" in dom and "25 submissions graded" in dom
+    assert "Pass rate per case" in dom and "secret overlap" in dom and "hidden" in dom
+    what = dom[dom.index("Most failed cases"):]
+    assert "<ol>" in what and "Hint:" in what and "failed by" in what
+    assert "Submissions to look at" in dom and "symbolic link" in dom and "notes.txt" in dom
+    assert "TOPSECRET" not in dom
+
+
+def two_runs_give_the_same_grades(klass):
     _, first, second = klass
     columns = SCORES + ["total", "check_for_leakage_hidden", "notes"]
     assert first[columns].equals(second.loc[first.index, columns])
+
+
+def test_a_class_that_attacks_the_grader(tmp_path_factory):
+    """One grading run of the whole class (twice): each check below is one of the issue's items."""
+    klass = grade_the_class(tmp_path_factory)
+    no_student_reaches_another(klass)
+    hidden_inputs_never_reach_the_student_or_the_feedback(klass)
+    limits_hold_for_the_whole_exercise(klass)
+    no_process_is_left_behind(klass)
+    forged_and_lying_answers_earn_nothing_and_stop_nobody(klass)
+    correct_answers_written_other_ways_get_full_marks(klass)
+    two_marked_cells_are_reported(klass)
+    files_and_names_that_are_not_plain(klass)
+    summary_renders_in_chromium(klass)
+    two_runs_give_the_same_grades(klass)
 
 
 def test_without_the_sandbox_the_attacks_work(tmp_path):

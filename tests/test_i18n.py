@@ -120,9 +120,13 @@ def test_grader_feedback_follows_the_notebook_language(releases, tmp_path):
             cell.source = "# UNQ_C2\nimport numpy as np\ndef compute_class_freqs(labels):\n" \
                           "    return np.mean(labels, axis=1), 1 - np.mean(labels, axis=1)\n"
     nbformat.write(notebook, str(subs / "aluno.ipynb"))
+    nbformat.write(notebook, str(subs / "outro aluno.ipynb"))
     shutil.copy(folder / "en.solution.ipynb", subs / "student.ipynb")
     table = grade(str(subs), str(tmp_path / "notas.csv"), jobs=1, progress=False)
-    assert table.set_index("submission")["total"].to_dict() == {"aluno.ipynb": 2, "student.ipynb": 3}
+    assert table.set_index("submission")["total"].to_dict() == {"aluno.ipynb": 2, "outro aluno.ipynb": 2,
+                                                                 "student.ipynb": 3}
+    summary = (tmp_path / "summary.html").read_text(encoding="utf-8")  # most of the class writes Portuguese
+    assert "Resumo da correção" in summary and "Taxa de acerto por caso" in summary and "o que ensinar" in summary
     text = (tmp_path / "feedback" / "aluno.md").read_text(encoding="utf-8")
     assert "# Devolutiva: aluno.ipynb" in text and "Nota: **2 / 3**" in text
     assert "**falhou**: exemplo do curso (5 exemplos, 3 classes)" in text and "  - dica: " in text
