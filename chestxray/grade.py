@@ -176,6 +176,7 @@ class Cgroups:
             if missing:
                 raise OSError(f"no cgroup v1 hierarchy for {', '.join(missing)}")
             name = f"chestxray-grade-{os.getpid()}-{secrets.token_hex(3)}"
+            self._remove_stale(own)
             for controller in CONTROLLERS:
                 self.run.append(os.path.join(own[controller], name))
                 os.mkdir(self.run[-1])
@@ -207,6 +208,18 @@ class Cgroups:
                         relative = os.path.relpath(path, root) if path.startswith(root) else "."
                         own[controller] = os.path.normpath(os.path.join(point, relative))
         return own
+
+    def _remove_stale(self, own):
+        """Folders a killed grading run left behind (its process is gone): removed when empty."""
+        for controller in CONTROLLERS:
+            for entry in os.listdir(own[controller]):
+                pid = entry.split("-")[2] if entry.startswith("chestxray-grade-") else ""
+                if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                    for folder, _, _ in sorted(os.walk(os.path.join(own[controller], entry)), key=lambda w: -len(w[0])):
+                        try:
+                            os.rmdir(folder)
+                        except OSError:
+                            pass
 
     def close(self):
         """Kill whatever is left in the run's cgroups, and remove them."""
@@ -505,9 +518,9 @@ def grade(folder, out, hidden=None, jobs=None, timeout=60, memory_mb=2048, sandb
     """Grade every notebook in `folder`; returns the table written to `out`."""
     import pandas as pd
 
+    hidden_cases = read_hidden(hidden) if hidden else {}  # the instructor's file first: a typo fails at once
     if sandbox:
         check_sandbox()
-    hidden_cases = read_hidden(hidden) if hidden else {}
     names, skipped = submissions.find(folder)
     if skipped:
         sys.stderr.write(f"not graded (not .ipynb): {', '.join(submissions.printable(n) for n in skipped)}\n")

@@ -219,7 +219,8 @@ def test_hidden_cases_count_apart_and_stay_hidden(solution, tmp_path):
     (json.dumps({"UNQ_C1": ["x"]}), r"UNQ_C1 case 0: expected an object"),
     ("[" * 100000 + "]" * 100000, r"nested too deeply"),
     (b"\xff{}", r"not UTF-8"),
-])
+], ids=["exercise", "inputs", "expected-true", "expected-form", "ids-type", "shapes", "field", "case-type", "deep",
+        "utf8"])
 def test_a_malformed_hidden_file_is_named_before_grading(tmp_path, content, message):
     (tmp_path / "subs").mkdir()
     (tmp_path / "subs" / "a.ipynb").write_text("{}")

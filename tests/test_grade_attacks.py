@@ -232,6 +232,16 @@ def compute_class_freqs(labels):
     return Lying((np.zeros(labels.shape[1]), np.zeros(labels.shape[1])))
 '''
 
+EQUAL_TO_ALL = r'''
+class Always:
+    def __eq__(self, other):
+        return True
+    __bool__ = lambda self: True
+class Agrees(np.ndarray):
+    def __eq__(self, other):
+        return np.ones(np.shape(self), dtype=bool)
+'''
+
 # --- Correct answers written other ways. ----------------------------------------------------------
 VARIANT_LEAKAGE = ("%%time\nimport statistics\n"
                    "def check_for_leakage(df1, df2, patient_col):\n"
@@ -330,6 +340,14 @@ def grade_the_class(tmp_path_factory):
                               "    _forge(b'{\"output\": {\"type\": \"bool\", \"value\": true}}' * 50000 + b'\\n')\n"
                               "    return lambda y, f: 0.0\n"}))
     write("j_lying_tuple.ipynb", notebook(solution, {"UNQ_C2": LYING_TUPLE}))
+    write("u_equal_to_all.ipynb", notebook(solution, {"UNQ_C1": EQUAL_TO_ALL + "def check_for_leakage(a, b, c):\n"
+                                                                              "    return Always()\n",
+                                                      "UNQ_C2": EQUAL_TO_ALL + "def compute_class_freqs(labels):\n"
+                                                      "    z = np.zeros(labels.shape[1]).view(Agrees)\n"
+                                                      "    return z, z\n"}))
+    write("v_array_subclass.ipynb", notebook(solution, {"UNQ_C2": EQUAL_TO_ALL + "def compute_class_freqs(labels):\n"
+                                                        "    p = np.mean(labels, axis=0).view(Agrees)\n"
+                                                        "    return p, 1 - p\n"}))
     # Correct answers written other ways; duplicated and scratch cells.
     write("k_variants.ipynb", notebook(solution, {"UNQ_C1": VARIANT_LEAKAGE, "UNQ_C2": VARIANT_FREQS,
                                                   "UNQ_C3": VARIANT_LOSS},
@@ -420,6 +438,8 @@ def forged_and_lying_answers_earn_nothing_and_stop_nobody(klass):
     assert "could not be read" in table.loc["h_forges.ipynb", "compute_class_freqs_messages"]
     assert row(table, "i_forges_raw.ipynb") == [0, 0, 0]
     assert row(table, "j_lying_tuple.ipynb")[1] == 0
+    assert row(table, "u_equal_to_all.ipynb") == [0, 0, 1]  # an object equal to anything is no answer
+    assert row(table, "v_array_subclass.ipynb") == [1, 1, 1]  # right values in an ndarray subclass are
 
 
 def correct_answers_written_other_ways_get_full_marks(klass):
@@ -453,9 +473,9 @@ def files_and_names_that_are_not_plain(klass):
         assert row(table, name) == [0, 0, 0] and problem in table.loc[name, "check_for_leakage_messages"], name
     csv = (root / "one" / "grades.csv").read_text(encoding="utf-8")
     assert "TOPSECRET" not in csv and "'=HYPERLINK(x).ipynb" in csv and "\n=" not in csv
-    assert len(pd.read_csv(root / "one" / "grades.csv")) == len(table) == 25  # notes.txt: no row
+    assert len(pd.read_csv(root / "one" / "grades.csv")) == len(table) == 27  # notes.txt: no row
     feedback = sorted(os.listdir(root / "one" / "feedback"))
-    assert len(feedback) == 25 and "new\\nline.md" in feedback
+    assert len(feedback) == 27 and "new\\nline.md" in feedback
 
 
 def summary_renders_in_chromium(klass):
@@ -466,7 +486,7 @@ def summary_renders_in_chromium(klass):
     page = root / "one" / "summary.html"
     dom = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={root / 'profile'}", "--dump-dom",
                           page.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    assert dom.count("<table") == 3 and "Score distribution" in dom and "25 submissions graded" in dom
+    assert dom.count("<table") == 3 and "Score distribution" in dom and "27 submissions graded" in dom
     assert "Pass rate per case" in dom and "secret overlap" in dom and "hidden" in dom
     what = dom[dom.index("Most failed cases"):]
     assert "<ol>" in what and "Hint:" in what and "failed by" in what
