@@ -8,10 +8,13 @@ both rates and their ratio. Both must agree on every score. The baseline takes a
 submission on 2 cores, so it grades only the first --baseline-n of them (its rate does not
 depend on how many: one process per exercise, nothing shared).
 
-    python bench/grade.py [--n 100] [--baseline 6a1079e] [--baseline-n 20] [--jobs 2]
+    python bench/grade.py [--n 100] [--baseline 6a1079e] [--baseline-n 20] [--jobs 2] [--hidden]
+
+--hidden adds one hidden case per exercise (graded in a phase of its own, as the grader does).
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -37,6 +40,12 @@ MISTAKES = [
                "                + pos_weights[i] * (1 - y_true[:, i]) * ops.log(1 - y_pred[:, i] + epsilon)))\n"
                "        return loss\n    return weighted_loss\n"),
 ]
+
+
+HIDDEN = {"UNQ_C1": [{"name": "h1", "inputs": {"first": [7, 8], "second": [8, 9]}, "hint": ""}],
+          "UNQ_C2": [{"name": "h2", "inputs": {"labels": [[1, 1], [0, 1], [0, 1]]}, "hint": ""}],
+          "UNQ_C3": [{"name": "h3", "inputs": {"y": [[1, 0]], "pred": [[0.6, 0.2]], "pos": [0.3, 0.6],
+                                               "neg": [0.7, 0.4], "epsilon": 1e-7}, "hint": ""}]}
 
 
 def make_submissions(folder, n):
@@ -69,6 +78,7 @@ def main():
     parser.add_argument("--baseline", default="6a1079e", help="commit of the grader to compare with")
     parser.add_argument("--baseline-n", type=int, default=20, help="submissions the baseline grades")
     parser.add_argument("--jobs", type=int, default=os.cpu_count())
+    parser.add_argument("--hidden", action="store_true", help="with one hidden case per exercise")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         subs = make_submissions(scratch, args.n)
@@ -77,20 +87,25 @@ def main():
         k = min(args.n, args.baseline_n)
         for name in sorted(os.listdir(subs))[:k]:
             shutil.copy(os.path.join(subs, name), first)
+        hidden = []
+        if args.hidden:
+            hidden = ["--hidden", os.path.join(scratch, "hidden.json")]
+            with open(hidden[1], "w") as f:
+                json.dump(HIDDEN, f)
         baseline = os.path.join(scratch, "baseline")
         subprocess.run(["git", "worktree", "add", "--detach", baseline, args.baseline], cwd=ROOT, check=True,
                        capture_output=True)
         try:
             ours_csv, theirs_csv = os.path.join(scratch, "ours.csv"), os.path.join(scratch, "theirs.csv")
             ours = timed([sys.executable, "-m", "chestxray", "grade", subs, "--out", ours_csv,
-                          "--jobs", str(args.jobs)], ROOT)
-            theirs = timed([sys.executable, "-m", "chestxray", "grade", first, "--out", theirs_csv], baseline)
+                          "--jobs", str(args.jobs), *hidden], ROOT)
+            theirs = timed([sys.executable, "-m", "chestxray", "grade", first, "--out", theirs_csv], baseline)  # no --hidden then
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", baseline], cwd=ROOT, capture_output=True)
         a, b = pd.read_csv(ours_csv), pd.read_csv(theirs_csv)
         agree = (a["total"].to_numpy()[:k] == b["total"].to_numpy()).all()
         print(f"{args.n} submissions ({args.n - args.n // 2} right, {args.n // 2} with one mistake), "
-              f"{os.cpu_count()} cores")
+              f"{os.cpu_count()} cores" + (", one hidden case per exercise" if args.hidden else ""))
         print(f"sandboxed grader (--jobs {args.jobs}): {ours:.1f} s, {args.n / ours * 60:.0f} per minute")
         print(f"baseline {args.baseline}, the first {k}: {theirs:.1f} s, {k / theirs * 60:.1f} per minute")
         print(f"ratio: {(args.n / ours) / (k / theirs):.2f}x; the same scores on those {k}: {bool(agree)} "

@@ -173,6 +173,13 @@ def graded_cells(code, templates):
     return cells, notes
 
 
+def cells_of(notebook, templates=None):
+    """{"UNQ_Cn": source}: the graded cells of a notebook (JSON data or nbformat's)."""
+    code = [(i, _source(cell)) for i, cell in enumerate(notebook["cells"])
+            if isinstance(cell, dict) and cell.get("cell_type") == "code"]
+    return graded_cells([(i, s) for i, s in code if s is not None], templates or {})[0]
+
+
 def templates(paths):
     """{"UNQ_Cn": {the release's graded cells, normalised}} from the student releases at `paths`."""
     found = {}

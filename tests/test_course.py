@@ -6,7 +6,7 @@ from keras import ops
 
 import public_tests
 from chestxray.losses import compute_class_freqs, get_weighted_loss
-from chestxray.grade import graded_cells
+from chestxray.submissions import cells_of as graded_cells
 from chestxray.splits import check_for_leakage
 
 

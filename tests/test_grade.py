@@ -232,7 +232,7 @@ def test_a_malformed_hidden_file_is_named_before_grading(tmp_path, content, mess
 
 
 def test_a_dead_worker_is_replaced_and_the_run_goes_on(solution, tmp_path, monkeypatch):
-    from chestxray import grade as grading
+    from chestxray import workers as grading
 
     solved, _ = solution
     subs = tmp_path / "subs"
@@ -284,7 +284,7 @@ def test_cases_live_in_one_place():
 
 def test_each_grading_run_draws_user_ids_of_its_own():
     """Two runs on one machine get disjoint id ranges (a user id's process limit is machine-wide)."""
-    from chestxray.grade import IDS_PER_WORKER, UID_SPACE, uid_base
+    from chestxray.workers import IDS_PER_WORKER, UID_SPACE, uid_base
 
     for jobs in (1, 2, 16, 64):
         span = IDS_PER_WORKER * jobs

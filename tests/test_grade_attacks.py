@@ -16,7 +16,8 @@ import nbformat
 import pandas as pd
 
 from chestxray import course
-from chestxray.grade import UID_SPACE, grade
+from chestxray.grade import grade
+from chestxray.workers import UID_SPACE
 from tests.test_commands import CHROMIUM_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

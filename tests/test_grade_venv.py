@@ -11,7 +11,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from chestxray import course, grade as grading
+from chestxray import course, workers as grading
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCORES = ["check_for_leakage_score", "compute_class_freqs_score", "get_weighted_loss_score"]

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from chestxray import course
-from chestxray.grade import graded_cells
+from chestxray.submissions import cells_of as graded_cells
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
