@@ -5,6 +5,7 @@ implemented (and tested) in `chestxray`.
 """
 
 import os
+from dataclasses import replace
 
 from chestxray.data import get_test_and_valid_generator, get_train_generator  # noqa: F401
 from chestxray.i18n import _, label_name, set_language  # noqa: F401
@@ -37,7 +38,7 @@ def get_roc_curve(labels, predicted_vals, generator):
 
 
 def compute_gradcam(model, img, image_dir, df, labels, selected_labels, layer_name=None, sample_size=100, seed=1,
-                    preprocessing=None):
+                    preprocessing=None, method=None):
     """The course's helper: the image and one Grad-CAM overlay per selected label, titled with p=...
 
     The image is preprocessed as the model's evaluation images are: with
@@ -45,13 +46,12 @@ def compute_gradcam(model, img, image_dir, df, labels, selected_labels, layer_na
     `get_test_and_valid_generator` normalises test images (the mean and std of the
     same seeded sample of `df`, the training table), where the course's version used
     another random sample. All selected labels come from one forward pass.
-    `layer_name` defaults to the last convolutional block's output (DenseNet121:
-    "relu", right after "bn").
+    `layer_name` and `method` default to the model card's choice (`chestxray.explain.DEFAULT_CAM`).
     """
     import matplotlib.pyplot as plt
 
     from chestxray.data import training_sample_stats
-    from chestxray.explain import explain_files, gradcam_figure
+    from chestxray.explain import DEFAULT_CAM, explain_files, gradcam_figure
     from chestxray.preprocessing import Preprocessing
 
     if preprocessing is None:
@@ -61,7 +61,9 @@ def compute_gradcam(model, img, image_dir, df, labels, selected_labels, layer_na
     names = [label_name(label) for label in selected_labels]
     print(_("Grad-CAM of {image} for {labels}, in one pass").format(image=img, labels=", ".join(names)))
     gray, heatmaps, probabilities = next(explain_files(model, [os.path.join(image_dir, img)], preprocessing,
-                                                       list(selected_labels), layer_name))
+                                                       list(selected_labels),
+                                                       replace(DEFAULT_CAM, layer=layer_name or DEFAULT_CAM.layer,
+                                                               method=method or DEFAULT_CAM.method)))
     shown = [list(preprocessing.labels).index(label) for label in selected_labels]
     gradcam_figure(gray, heatmaps, names, probabilities[shown], title=img)
     plt.show()

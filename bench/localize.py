@@ -24,7 +24,7 @@ sys.path.insert(0, ROOT)
 
 import pandas as pd  # noqa: E402
 
-from chestxray.explain import localize  # noqa: E402
+from chestxray.explain import Cam, localize  # noqa: E402
 from chestxray.metadata import DATA_DIR, read_bboxes  # noqa: E402
 from chestxray.model import build_model, load_model  # noqa: E402
 from chestxray.preprocessing import Preprocessing  # noqa: E402
@@ -62,7 +62,7 @@ def main():
         for layer_title, layer in LAYERS.items():
             for method in ("gradcam", "hirescam"):
                 for flip in (False, True):
-                    per_box, _ = localize(net, boxes, images, p, layer_name=layer, method=method, flip=flip)
+                    per_box, _ = localize(net, boxes, images, p, cam=Cam(layer, method, flip))
                     per_box["split"] = per_box["Image"].map(dict(zip(boxes["Image"], boxes["split"])))
                     grid = net.get_layer(layer).output.shape[1]
                     row = {"size": size, "layer": f"{layer_title} ({grid}x{grid})", "method": method, "flip": flip}

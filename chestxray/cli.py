@@ -157,15 +157,33 @@ def cmd_gradcam(args):
         sys.exit(f"error: unknown label(s) {unknown}; the model has {labels}")
     os.makedirs(args.out, exist_ok=True)
     paths = [os.path.join(args.image_dir, name) for name in args.images]
-    for path, (gray, heatmaps, probabilities) in zip(paths, explain_files(model, paths, pre, labels)):
+    for path, (gray, heatmaps, probabilities) in zip(paths, explain_files(model, paths, pre, labels, _cam(args))):
         shown = [labels.index(k) for k in chosen] if chosen else np.argsort(-probabilities)[:args.top]
         target = os.path.join(args.out, os.path.splitext(os.path.basename(path))[0] + "_gradcam.png")
         save_overlays(target, gray, heatmaps, probabilities, labels, shown, title=os.path.basename(path))
         print(f"wrote {target}")
 
 
+def _cam(args):
+    """The heatmap settings of --layer, --method, --flip: the default's, for those not given."""
+    from .explain import DEFAULT_CAM, Cam
+
+    return Cam(args.layer or DEFAULT_CAM.layer, args.method or DEFAULT_CAM.method,
+               DEFAULT_CAM.flip if args.flip is None else args.flip == "on")
+
+
+def _cam_arguments(p):
+    from .explain import METHODS
+
+    p.add_argument("--layer", help="layer whose feature maps are weighed (default: the model card's choice, "
+                                   "else the last 4-D one)")
+    p.add_argument("--method", choices=METHODS, help="gradcam or hirescam (default: the model card's choice)")
+    p.add_argument("--flip", choices=["on", "off"], help="average with the mirrored image (default: the model "
+                                                         "card's choice)")
+
+
 def cmd_localize(args):
-    from .explain import localize
+    from .explain import feature_layer, localize
     from .metadata import read_bboxes
 
     model, pre = _model_and_settings(args)
@@ -175,11 +193,13 @@ def cmd_localize(args):
           f"{int((~present).sum())} are left out")
     if not present.any():
         sys.exit(f"error: no boxed image of {args.bbox} is in {args.image_dir}")
-    per_box, per_class = localize(model, boxes[present], args.image_dir, pre, box_size=args.box_size,
-                                  layer_name=args.layer)
+    cam = _cam(args)
+    per_box, per_class = localize(model, boxes[present], args.image_dir, pre, box_size=args.box_size, cam=cam)
     os.makedirs(args.out, exist_ok=True)
     per_box.to_csv(os.path.join(args.out, "localize_boxes.csv"), index=False)
-    per_class.to_csv(os.path.join(args.out, "localize.csv"))
+    cam = cam.on(model)
+    per_class.assign(layer=cam.layer or feature_layer(model).name, method=cam.method,
+                     flip=cam.flip).to_csv(os.path.join(args.out, "localize.csv"))
     print(per_class.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"wrote localize.csv and localize_boxes.csv to {args.out}")
 
@@ -356,6 +376,7 @@ def _model_commands(sub):
     p.add_argument("--out", required=True)
     p.add_argument("--labels", help="comma-separated labels to show (default: the --top most probable)")
     p.add_argument("--top", type=int, default=4)
+    _cam_arguments(p)
     p.set_defaults(run=cmd_gradcam)
 
     p = sub.add_parser("localize", help="does Grad-CAM point at the radiologists' boxes? pointing game and IoU")
@@ -365,7 +386,7 @@ def _model_commands(sub):
     p.add_argument("--out", required=True)
     p.add_argument("--box-size", type=int, default=1024,
                    help="side of the square images the boxes were drawn on (NIH: 1024)")
-    p.add_argument("--layer", help="layer whose feature maps Grad-CAM weighs (default: the last 4-D one)")
+    _cam_arguments(p)
     p.set_defaults(run=cmd_localize)
 
     p = sub.add_parser("report", help="one self-contained HTML page from an evaluate folder")

@@ -14,12 +14,44 @@ its test generator.
 """
 
 import os
+from dataclasses import dataclass, replace
 
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+
+
+@dataclass(frozen=True)
+class Cam:
+    """How a heatmap is made: the layer whose feature maps are weighed (None: the last one with a
+    4-D output), the method ("gradcam": channel weights
+    from the mean gradient, Selvaraju et al. 2017; "hirescam": gradient times features cell by
+    cell, Draelos and Carin 2020), and whether to average with the horizontally flipped image."""
+    layer: str = None
+    method: str = "gradcam"
+    flip: bool = False
+
+    def on(self, model):
+        """These settings for `model`: the default's layer, where the model has none of that name
+        (another backbone), becomes its last 4-D layer; a layer asked for by name must exist."""
+        if self == DEFAULT_CAM and self.layer and self.layer not in [layer.name for layer in model.layers]:
+            return replace(self, layer=None)
+        return self
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"unknown heatmap method {self.method!r}: use one of {', '.join(METHODS)}")
+
+    def describe(self):
+        return f"{self.method} on {self.layer or 'the last block'}" + (", averaged with the flipped image" if self.flip
+                                                                       else "")
+
+
+METHODS = ("gradcam", "hirescam")
+# Chosen on the boxes of the training and validation images (bench/localize.py, models/nih/README.md).
+DEFAULT_CAM = Cam()
 
 
 def feature_layer(model, layer_name=None):
@@ -38,21 +70,34 @@ def split_model(model, layer_name=None):
     return keras.Model(model.input, layer.output), keras.Model(layer.output, model.output)
 
 
-def gradcam(models, images, classes):
-    """Heatmaps (batch, len(classes), h, w) in [0, 1] at the feature-map resolution, and predictions.
-
-    `models` comes from `split_model`; `classes` are output indices. The full
-    network runs forward once, outside the tape; only the head is differentiated.
-    """
+def _maps(models, images, classes, method):
     features_model, head = models
-    features = features_model(tf.convert_to_tensor(images, tf.float32), training=False)
+    features = features_model(images, training=False)
     with tf.GradientTape() as tape:
         tape.watch(features)
         predictions = head(features, training=False)
         scores = tf.gather(predictions, list(classes), axis=1)
     gradients = tape.batch_jacobian(scores, features)  # (batch, classes, h, w, channels)
-    weights = tf.reduce_mean(gradients, axis=(2, 3))
-    maps = tf.nn.relu(tf.einsum("bhwc,bkc->bkhw", tf.cast(features, weights.dtype), weights))
+    features = tf.cast(features, gradients.dtype)
+    if method == "hirescam":
+        maps = tf.reduce_sum(gradients * features[:, None], axis=-1)
+    else:
+        maps = tf.einsum("bhwc,bkc->bkhw", features, tf.reduce_mean(gradients, axis=(2, 3)))
+    return tf.nn.relu(maps), predictions
+
+
+def gradcam(models, images, classes, method="gradcam", flip=False):
+    """Heatmaps (batch, len(classes), h, w) in [0, 1] at the feature-map resolution, and predictions.
+
+    `models` comes from `split_model`; `classes` are output indices. The full
+    network runs forward once, outside the tape; only the head is differentiated.
+    With `flip`, the maps of the mirrored images, mirrored back, are averaged in.
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    maps, predictions = _maps(models, images, classes, method)
+    if flip:
+        mirrored, _ = _maps(models, tf.reverse(images, axis=[2]), classes, method)
+        maps = (maps + tf.reverse(mirrored, axis=[3])) / 2
     peak = tf.reduce_max(maps, axis=(2, 3), keepdims=True)
     return tf.math.divide_no_nan(maps, peak).numpy(), predictions.numpy()
 
@@ -80,18 +125,20 @@ def upsample(maps, size):
     return tf.reshape(tf.image.resize(flat, size), (*lead, *size)).numpy()
 
 
-def explain_files(model, paths, pre, labels, layer_name=None, batch_size=8):
+def explain_files(model, paths, pre, labels, cam=None, batch_size=8):
     """For each file: (gray image, heatmaps (len(labels), h, w) at the model's input size,
     probabilities of all classes), in one pass per batch of files.
 
-    `pre`: the model's `Preprocessing`. Probabilities are calibrated to the training
-    prevalence where `pre` knows it (`Preprocessing.calibrate`), else the raw scores.
+    `pre`: the model's `Preprocessing`; `cam`: how the heatmaps are made (default `DEFAULT_CAM`).
+    Probabilities are calibrated to the training prevalence where `pre` knows it
+    (`Preprocessing.calibrate`), else the raw scores.
     """
-    models = split_model(model, layer_name)
+    cam = (cam or DEFAULT_CAM).on(model)
+    models = split_model(model, cam.layer)
     classes = [pre.labels.index(label) for label in labels]
     for start in range(0, len(paths), batch_size):
         loaded = [pre.load_file(path) for path in paths[start:start + batch_size]]
-        maps, predictions = gradcam(models, tf.stack([x for x, _ in loaded]), classes)
+        maps, predictions = gradcam(models, tf.stack([x for x, _ in loaded]), classes, cam.method, cam.flip)
         maps = upsample(maps, pre.size)
         if pre.prevalence is not None:
             predictions = pre.calibrate(predictions)
@@ -171,7 +218,7 @@ def box_mask(shape, x, y, w, h, scale=1.0):
     return mask
 
 
-def localize(model, boxes, image_dir, pre, box_size=1024, layer_name=None, batch_size=8):
+def localize(model, boxes, image_dir, pre, box_size=1024, cam=None, batch_size=8):
     """Pointing game and Otsu IoU for every box of `boxes` (columns Image, Label, x, y, w, h,
     as `metadata.read_bboxes` gives) whose image and label the model has.
 
@@ -188,8 +235,7 @@ def localize(model, boxes, image_dir, pre, box_size=1024, layer_name=None, batch
     labels = sorted(set(boxes["Label"]), key=pre.labels.index)
     paths = [os.path.join(image_dir, name) for name in names]
     rows = []
-    for name, (_, heatmaps, probabilities) in zip(names, explain_files(model, paths, pre, labels,
-                                                                      layer_name, batch_size)):
+    for name, (_, heatmaps, probabilities) in zip(names, explain_files(model, paths, pre, labels, cam, batch_size)):
         for box in boxes[boxes["Image"] == name].itertuples():
             k = labels.index(box.Label)
             region = box_mask(heatmaps[k].shape, box.x, box.y, box.w, box.h, heatmaps[k].shape[0] / box_size)
@@ -207,7 +253,7 @@ def localize(model, boxes, image_dir, pre, box_size=1024, layer_name=None, batch
     return per_box, per_class
 
 
-def write_gallery(model, predictions, y_true, image_dir, pre, out, count):
+def write_gallery(model, predictions, y_true, image_dir, pre, out, count, cam=None):
     """Grad-CAM overlays for the `count` images whose best true-positive score is highest,
     each for its true labels (at most 4): what the report shows."""
     labels = list(pre.labels)
@@ -216,7 +262,7 @@ def write_gallery(model, predictions, y_true, image_dir, pre, out, count):
     chosen = [i for i in np.argsort(-best)[:count] if best[i] >= 0]
     os.makedirs(out, exist_ok=True)
     paths = [os.path.join(image_dir, predictions["Image"].iloc[i]) for i in chosen]
-    for i, path, (gray, heatmaps, probabilities) in zip(chosen, paths, explain_files(model, paths, pre, labels)):
+    for i, path, (gray, heatmaps, probabilities) in zip(chosen, paths, explain_files(model, paths, pre, labels, cam)):
         name = os.path.basename(path)
         shown = [j for j in np.argsort(-scores[i]) if y_true[i, j]][:4]
         save_overlays(os.path.join(out, os.path.splitext(name)[0] + ".png"), gray, heatmaps, probabilities, labels,

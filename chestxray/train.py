@@ -261,10 +261,12 @@ def _finish(run, out, model_fn, pre, chief):
     """model.keras, model.weights.h5 and loss.png, from the committed best model: made again,
     whole, by a restart after they were cut short."""
     best = run.best_model()
-    save_atomic(best.save, os.path.join(out, "model.keras"))
-    # Keras 3 saves a compiled model's optimizer state with its weights: copy them into a bare model.
+    # Keras 3 saves a compiled model's loss and optimizer state with it: model.keras and
+    # model.weights.h5 hold a bare model with the best weights, so that plain Keras loads
+    # model.keras without this package (best.keras and resume/ keep the loss and optimizer).
     bare = (model_fn or build_model)(len(LABELS), None, pre.image_size)
     bare.set_weights(best.get_weights())
+    save_atomic(bare.save, os.path.join(out, "model.keras"))
     save_atomic(bare.save_weights, os.path.join(out, "model.weights.h5"))
     if chief:
         plot_history(run.history_csv, os.path.join(out, "loss.png"))

@@ -39,6 +39,17 @@ def evaluated(trained, tmp_path_factory):
     return out, frames["test"]
 
 
+def test_a_trained_model_loads_in_plain_keras(trained):
+    """model.keras holds the model alone: plain Keras loads it without this package (issue 20)."""
+    path = trained[0]
+    code = ("import sys, keras\nmodel = keras.models.load_model(sys.argv[1])\n"
+            "assert 'chestxray' not in sys.modules\nprint(model.output_shape)")
+    done = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=300,
+                          cwd=os.path.dirname(path), env={**os.environ, "PYTHONPATH": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith(f"(None, {len(LABELS)})")
+
+
 def test_evaluate_writes_predictions_metrics_and_figures(evaluated):
     out, test = evaluated
     predictions = pd.read_csv(os.path.join(out, "predictions.csv"))
