@@ -67,3 +67,43 @@ def compute_gradcam(model, img, image_dir, df, labels, selected_labels, layer_na
     shown = [list(preprocessing.labels).index(label) for label in selected_labels]
     gradcam_figure(gray, heatmaps, names, probabilities[shown], title=img)
     plt.show()
+
+
+def _boxes(image_dir, frame=None):
+    """The radiologists' boxes whose image is in `image_dir` (and in `frame`, when given)."""
+    from chestxray.metadata import DATA_DIR, read_bboxes
+
+    boxes = read_bboxes(os.path.join(DATA_DIR, "BBox_List_2017.csv.gz"))
+    names = set(os.listdir(image_dir)) & (set(frame["Image"]) if frame is not None else set(boxes["Image"]))
+    return boxes[boxes["Image"].isin(names)].reset_index(drop=True)
+
+
+def pointing_game(model, preprocessing, image_dir, cam=None):
+    """Does the heatmap's maximum fall in the radiologists' box? For every boxed image in
+    `image_dir`: prints the hits of the heatmap and of a map fixed at the image centre, and
+    returns them per label."""
+    from chestxray.explain import localize
+
+    per_box, per_class = localize(model, _boxes(image_dir), image_dir, preprocessing, cam=cam)
+    print(_("The heatmap's maximum falls in the box for {hits} of {n} boxes; a heatmap fixed at the image "
+            "centre, for {centre} of {n}.").format(hits=int(per_box["hit"].sum()), n=len(per_box),
+                                                   centre=int(per_box["centre_hit"].sum())))
+    per_class.index = [label_name(label) for label in per_class.index]
+    return per_class[["boxes", "hit_rate", "centre_hit_rate"]]
+
+
+def show_boxes(model, preprocessing, frame, image_dir, count=3, cam=None):
+    """For the first `count` boxes of `frame`'s images: the heatmap of the boxed finding with the
+    box and the map's maximum, beside the centre baseline (`chestxray.explain.box_figure`)."""
+    import matplotlib.pyplot as plt
+
+    from chestxray.explain import box_figure, explain_files
+
+    for box in _boxes(image_dir, frame).head(count).itertuples():
+        gray, heatmaps, probabilities = next(explain_files(model, [os.path.join(image_dir, box.Image)],
+                                                           preprocessing, [box.Label], cam))
+        p = probabilities[list(preprocessing.labels).index(box.Label)]
+        box_figure(gray, heatmaps[0], (box.x, box.y, box.w, box.h), f"{box.Image}: {label_name(box.Label)}, p={p:.3f}",
+                   names=(_("heatmap"), _("centre")))
+        plt.show()
+

@@ -50,8 +50,10 @@ class Cam:
 
 
 METHODS = ("gradcam", "hirescam")
-# Chosen on the boxes of the training and validation images (bench/localize.py, models/nih/README.md).
-DEFAULT_CAM = Cam()
+# Chosen on the boxes of the training and validation images (bench/localize.py, models/nih/README.md):
+# Grad-CAM on the third dense block's output (8x8 cells at 128 px, where the last block has 4x4),
+# averaged with the mirrored image. A model without that layer gets its last 4-D layer (`Cam.on`).
+DEFAULT_CAM = Cam("conv4_block24_concat", "gradcam", True)
 
 
 def feature_layer(model, layer_name=None):
@@ -232,25 +234,57 @@ def localize(model, boxes, image_dir, pre, box_size=1024, cam=None, batch_size=8
     missing = [name for name in names if not os.path.exists(os.path.join(image_dir, name))]
     if missing:
         raise FileNotFoundError(f"{len(missing)} boxed image(s) not in {image_dir}, e.g. {missing[:3]}")
-    labels = sorted(set(boxes["Label"]), key=pre.labels.index)
-    paths = [os.path.join(image_dir, name) for name in names]
     rows = []
-    for name, (_, heatmaps, probabilities) in zip(names, explain_files(model, paths, pre, labels, cam, batch_size)):
-        for box in boxes[boxes["Image"] == name].itertuples():
-            k = labels.index(box.Label)
-            region = box_mask(heatmaps[k].shape, box.x, box.y, box.w, box.h, heatmaps[k].shape[0] / box_size)
-            height, width = region.shape
-            rows.append({"Image": name, "label": box.Label,
-                         "p": float(probabilities[pre.labels.index(box.Label)]),
-                         "hit": pointing_hit(heatmaps[k], region), "iou": otsu_iou(heatmaps[k], region),
-                         "centre_hit": bool(region[height // 2, width // 2]),
-                         # an all-zero map points nowhere: a miss, but counted apart so it can be told apart
-                         "empty": bool(heatmaps[k].max() == 0)})
+    for label in sorted(set(boxes["Label"]), key=pre.labels.index):  # one class's gradients per pass
+        boxed = boxes[boxes["Label"] == label]
+        names = sorted(set(boxed["Image"]))
+        paths = [os.path.join(image_dir, name) for name in names]
+        for name, (_, heatmaps, probabilities) in zip(names, explain_files(model, paths, pre, [label], cam,
+                                                                          batch_size)):
+            for box in boxed[boxed["Image"] == name].itertuples():
+                heatmap = heatmaps[0]
+                region = box_mask(heatmap.shape, box.x, box.y, box.w, box.h, heatmap.shape[0] / box_size)
+                height, width = region.shape
+                rows.append({"Image": name, "label": label, "p": float(probabilities[pre.labels.index(label)]),
+                             "hit": pointing_hit(heatmap, region), "iou": otsu_iou(heatmap, region),
+                             "centre_hit": bool(region[height // 2, width // 2]),
+                             # an all-zero map points nowhere: a miss, counted apart so it can be told apart
+                             "empty": bool(heatmap.max() == 0)})
     per_box = pd.DataFrame(rows, columns=["Image", "label", "p", "hit", "iou", "centre_hit", "empty"])
     per_class = per_box.groupby("label", sort=False).agg(
         hit_rate=("hit", "mean"), centre_hit_rate=("centre_hit", "mean"), mean_iou=("iou", "mean"),
         boxes=("hit", "size"), empty_maps=("empty", "sum"))
     return per_box, per_class
+
+
+def box_figure(gray, heatmap, box, title, names=("Grad-CAM", "centre"), figure=None, box_size=1024):
+    """The pointing game for one box, as a student checks it: the heatmap with the radiologist's
+    box and the map's maximum, beside the baseline that always points at the image centre.
+    `box`: (x, y, w, h) in the pixels of the `box_size` image it was drawn on."""
+    from matplotlib.patches import Rectangle
+
+    if figure is None:
+        import matplotlib.pyplot as plt
+
+        figure = plt.figure()
+    figure.set_size_inches(8, 4.4)
+    scale = gray.shape[0] / box_size
+    x, y, w, h = (v * scale for v in box)
+    region = box_mask(heatmap.shape, *box, scale=heatmap.shape[0] / box_size)
+    peak = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    centre = (heatmap.shape[0] // 2, heatmap.shape[1] // 2)
+    for ax, name, point, overlay in zip(figure.subplots(1, 2), names, (peak, centre), (heatmap, None)):
+        ax.imshow(gray, cmap="gray")
+        if overlay is not None:
+            ax.imshow(overlay, cmap="jet", alpha=0.4 * (overlay.max() > 0), vmin=0, vmax=1)
+        ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor="lime", linewidth=2))
+        ax.plot(point[1], point[0], marker="x", color="white", markersize=12, markeredgewidth=3)
+        hit = pointing_hit(heatmap, region) if overlay is not None else bool(region[centre])
+        ax.set_title(f"{name}: {'✓' if hit else '✗'}")
+        ax.axis("off")
+    figure.suptitle(title)
+    figure.tight_layout()
+    return figure
 
 
 def write_gallery(model, predictions, y_true, image_dir, pre, out, count, cam=None):

@@ -535,9 +535,12 @@ evaluate.calibration_table(test_generator.labels, compared).round(3)
 # ### 5.3 Visualising what the model learned with Grad-CAM
 #
 # Deep networks are hard to interpret. Class activation maps show which regions
-# of an image weigh most in a prediction. Grad-CAM weighs the feature maps of
-# the last convolutional block by how much each one moves a class's score (its
-# mean gradient), and adds them up into a heatmap over the image.
+# of an image weigh most in a prediction. Grad-CAM weighs the feature maps of a
+# convolutional layer by how much each one moves a class's score (its mean
+# gradient), and adds them up into a heatmap over the image. Here the layer is
+# the output of DenseNet121's third dense block (8x8 cells at 128 px, finer than
+# the last block's 4x4), and each map is averaged with the map of the mirrored
+# image: the model card says how that was chosen.
 #
 # A heatmap does not explain the reasoning behind a probability; it is a check
 # that a radiologist can use to see whether a finding rests on the right part of
@@ -562,6 +565,39 @@ for label in labels_to_show[:3]:
     shown = [other for other in labels_to_show if test_df[other][row] == 1]
     util.compute_gradcam(model, test_df["Image"][row], IMAGE_DIR, train_df, labels, shown,
                          preprocessing=preprocessing)
+
+# %% [markdown]
+# #### Does the heatmap point at the finding?
+#
+# For some of the course's images, NIH radiologists drew a box around a finding
+# (`data/nih/BBox_List_2017.csv.gz`). The pointing game counts a hit when the
+# heatmap's maximum falls inside the box. The baseline to beat is a "heatmap"
+# that always points at the centre of the image: findings are often near the
+# middle of the chest, so the centre hits some boxes without looking at
+# anything.
+
+# %%
+hits = util.pointing_game(model, preprocessing, IMAGE_DIR)
+hits.round(2)
+
+# %% [markdown]
+# Compare the two counts before you trust a heatmap. This model's heatmaps hit
+# fewer of the 40 boxes than the map fixed at the centre (7 against 9), and no
+# more of the 10 test images' boxes (1 against 1); its card
+# (`models/nih/README.md`) gives the figures of every map tried. The model ranks
+# findings better than chance, but its maps do not show where the findings
+# are. The saliency maps of a weak model are not localisation, and even
+# for strong models saliency methods fall short of radiologists at localising
+# findings (Saporta et al., "Benchmarking saliency methods for chest X-ray
+# interpretation", *Nature Machine Intelligence*, 2022). This is a teaching
+# model, not a medical device.
+#
+# Three boxed test images: the heatmap of the boxed finding, with the
+# radiologist's box (green) and the map's maximum (x), beside the centre
+# baseline; each title says whether it hit.
+
+# %%
+util.show_boxes(model, preprocessing, test_df, IMAGE_DIR, count=3)
 
 # %% [markdown]
 # ## Congratulations!

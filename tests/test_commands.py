@@ -181,6 +181,13 @@ def test_gradcam_and_localize_commands(trained, phantoms, tmp_path, capsys):
     assert per_class["boxes"].sum() == len(boxes)
     assert set(per_class.index) == set(boxes["Finding Label"])
     assert per_class["hit_rate"].between(0, 1).all() and per_class["mean_iou"].between(0, 1).all()
+    assert set(per_class["method"]) == {"gradcam"} and per_class["flip"].all()  # the default: the card's choice
+    main(["localize", "--model", model, "--bbox", str(out / "BBox_List_phantoms.csv"), "--image-dir", images,
+          "--out", str(tmp_path / "loc2"), "--box-size", "128", "--method", "hirescam", "--flip", "off",
+          "--layer", per_class["layer"].iloc[0]])
+    again = pd.read_csv(tmp_path / "loc2" / "localize.csv", index_col="label")
+    assert set(again["method"]) == {"hirescam"} and not again["flip"].any()
+    assert set(again["layer"]) == set(per_class["layer"])  # the tiny model's last 4-D layer, by name
 
 
 def test_user_errors_are_one_line_and_status_2(trained, tmp_path):

@@ -9,7 +9,7 @@ import keras
 from PIL import Image
 
 from chestxray.preprocessing import Preprocessing
-from chestxray.explain import (box_mask, explain_files, gradcam, gradcam_per_class, localize, otsu_iou,
+from chestxray.explain import (Cam, box_mask, explain_files, gradcam, gradcam_per_class, localize, otsu_iou,
                                otsu_threshold, pointing_hit, split_model)
 
 
@@ -44,6 +44,25 @@ def test_one_pass_equals_the_per_class_loop():
     np.testing.assert_allclose(maps, loop, atol=1e-5)
     np.testing.assert_allclose(predictions, model.predict(images, verbose=0), atol=1e-6)
     assert maps.max() == pytest.approx(1.0) and maps.min() >= 0
+
+
+def test_hirescam_and_flip_averaging():
+    """HiResCAM equals Grad-CAM on the layer right before global pooling (its gradient is the same
+    in every cell) and not on an earlier one; a flip-averaged map of the mirrored image is the
+    mirror of the original's."""
+    model = random_cnn()
+    images = np.random.default_rng(1).normal(size=(2, 32, 32, 3)).astype("float32")
+    last = split_model(model, "features")
+    np.testing.assert_allclose(gradcam(last, images, [0, 3], "hirescam")[0], gradcam(last, images, [0, 3])[0],
+                               atol=1e-5)
+    earlier = split_model(model, model.layers[2].name)
+    assert not np.allclose(gradcam(earlier, images, [0, 3], "hirescam")[0], gradcam(earlier, images, [0, 3])[0],
+                           atol=1e-3)
+    averaged, _ = gradcam(earlier, images, [0, 3], flip=True)
+    mirrored, _ = gradcam(earlier, images[:, :, ::-1], [0, 3], flip=True)
+    np.testing.assert_allclose(mirrored, averaged[..., ::-1], atol=1e-5)
+    with pytest.raises(ValueError, match="unknown heatmap method"):
+        Cam(method="gradcam++")
 
 
 def test_heatmaps_peak_where_the_evidence_is_through_the_file_pipeline(tmp_path):
@@ -178,9 +197,9 @@ def test_course_compute_gradcam_normalises_as_the_test_generator(dev_frame, nih,
     seen = {}
     real = chestxray.explain.explain_files
 
-    def spy(model, paths, pre, labels, layer_name=None, batch_size=8):
+    def spy(model, paths, pre, labels, cam=None, batch_size=8):
         seen.update(pre=pre, labels=labels)
-        return real(model, paths, pre, labels, layer_name, batch_size)
+        return real(model, paths, pre, labels, cam, batch_size)
 
     monkeypatch.setattr(chestxray.explain, "explain_files", spy)
     plt.close("all")
