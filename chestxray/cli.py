@@ -173,11 +173,10 @@ def _cam(args):
 
 
 def _cam_arguments(p):
-    from .explain import METHODS
-
     p.add_argument("--layer", help="layer whose feature maps are weighed (default: the model card's choice, "
                                    "else the last 4-D one)")
-    p.add_argument("--method", choices=METHODS, help="gradcam or hirescam (default: the model card's choice)")
+    p.add_argument("--method", choices=("gradcam", "hirescam"),  # explain.METHODS, without importing TensorFlow here
+                   help="gradcam or hirescam (default: the model card's choice)")
     p.add_argument("--flip", choices=["on", "off"], help="average with the mirrored image (default: the model "
                                                          "card's choice)")
 

@@ -127,16 +127,17 @@ def upsample(maps, size):
     return tf.reshape(tf.image.resize(flat, size), (*lead, *size)).numpy()
 
 
-def explain_files(model, paths, pre, labels, cam=None, batch_size=8):
+def explain_files(model, paths, pre, labels, cam=None, batch_size=8, models=None):
     """For each file: (gray image, heatmaps (len(labels), h, w) at the model's input size,
     probabilities of all classes), in one pass per batch of files.
 
-    `pre`: the model's `Preprocessing`; `cam`: how the heatmaps are made (default `DEFAULT_CAM`).
+    `pre`: the model's `Preprocessing`; `cam`: how the heatmaps are made (default `DEFAULT_CAM`);
+    `models`: `split_model`'s pair for `cam`, when the caller has it already.
     Probabilities are calibrated to the training prevalence where `pre` knows it
     (`Preprocessing.calibrate`), else the raw scores.
     """
     cam = (cam or DEFAULT_CAM).on(model)
-    models = split_model(model, cam.layer)
+    models = models or split_model(model, cam.layer)
     classes = [pre.labels.index(label) for label in labels]
     for start in range(0, len(paths), batch_size):
         loaded = [pre.load_file(path) for path in paths[start:start + batch_size]]
@@ -234,13 +235,14 @@ def localize(model, boxes, image_dir, pre, box_size=1024, cam=None, batch_size=8
     missing = [name for name in names if not os.path.exists(os.path.join(image_dir, name))]
     if missing:
         raise FileNotFoundError(f"{len(missing)} boxed image(s) not in {image_dir}, e.g. {missing[:3]}")
-    rows = []
+    rows, cam = [], (cam or DEFAULT_CAM).on(model)
+    models = split_model(model, cam.layer)  # once: building it costs more than a batch
     for label in sorted(set(boxes["Label"]), key=pre.labels.index):  # one class's gradients per pass
         boxed = boxes[boxes["Label"] == label]
         names = sorted(set(boxed["Image"]))
         paths = [os.path.join(image_dir, name) for name in names]
         for name, (_, heatmaps, probabilities) in zip(names, explain_files(model, paths, pre, [label], cam,
-                                                                          batch_size)):
+                                                                          batch_size, models)):
             for box in boxed[boxed["Image"] == name].itertuples():
                 heatmap = heatmaps[0]
                 region = box_mask(heatmap.shape, box.x, box.y, box.w, box.h, heatmap.shape[0] / box_size)
