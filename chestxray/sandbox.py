@@ -347,14 +347,18 @@ def prelude():
     sns, os; `display` (does nothing here); `import util` works, its helpers are not for
     graded functions."""
     import keras
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
     import pandas as pd
-    import seaborn as sns
     from keras import ops
+
+    try:  # the notebook's plotting imports, where this environment has them (pip's chestxray does not need them)
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import seaborn as sns
+    except ImportError:
+        plt = sns = None
 
     util = types.ModuleType("util", "The course's helpers: not available to graded functions.")
 
@@ -364,8 +368,9 @@ def prelude():
 
     util.__getattr__ = missing
     sys.modules["util"] = util
-    return {"__name__": "__main__", "os": os, "keras": keras, "plt": plt, "np": np, "pd": pd, "sns": sns,
-            "ops": ops, "display": lambda *args, **kwargs: None}
+    names = {"__name__": "__main__", "os": os, "keras": keras, "plt": plt, "np": np, "pd": pd, "sns": sns,
+             "ops": ops, "display": lambda *args, **kwargs: None}
+    return {name: value for name, value in names.items() if value is not None}
 
 
 def main():
