@@ -110,18 +110,22 @@ def check_for_leakage(df1, df2, patient_col):
 MEMORY_HOG = leakage_if("OK", setup=r'''
 import time
 def _hog():
-    """Four children of 200 MB each, all alive at once: whether all four got their memory."""
+    """Four children of 200 MB each: whether all four hold their memory at once (an OOM kill of one
+    lets the next one allocate, so each must still be alive when the last has its memory)."""
     read, write = os.pipe()
+    children = []
     for _ in range(4):
-        if os.fork() == 0:
+        pid = os.fork()
+        if pid == 0:
             hog = b"x" * (200 << 20)
             os.write(write, b"1")
             time.sleep(30)
             os._exit(0)
+        children.append(pid)
     got, deadline = b"", time.time() + 4
     while len(got) < 4 and time.time() < deadline:
         got += os.read(read, 1)
-    return len(got) == 4
+    return len(got) == 4 and all(os.waitpid(pid, os.WNOHANG) == (0, 0) for pid in children)
 OK = _hog()
 ''')
 MEMFD = r'''
