@@ -44,10 +44,6 @@ class Cam:
         if self.method not in METHODS:
             raise ValueError(f"unknown heatmap method {self.method!r}: use one of {', '.join(METHODS)}")
 
-    def describe(self):
-        return f"{self.method} on {self.layer or 'the last block'}" + (", averaged with the flipped image" if self.flip
-                                                                       else "")
-
 
 METHODS = ("gradcam", "hirescam")
 # Chosen on the boxes of the training and validation images (bench/localize.py, models/nih/README.md):
@@ -239,10 +235,10 @@ def localize(model, boxes, image_dir, pre, box_size=1024, cam=None, batch_size=8
     models = split_model(model, cam.layer)  # once: building it costs more than a batch
     for label in sorted(set(boxes["Label"]), key=pre.labels.index):  # one class's gradients per pass
         boxed = boxes[boxes["Label"] == label]
-        names = sorted(set(boxed["Image"]))
-        paths = [os.path.join(image_dir, name) for name in names]
-        for name, (_, heatmaps, probabilities) in zip(names, explain_files(model, paths, pre, [label], cam,
-                                                                          batch_size, models)):
+        images = sorted(set(boxed["Image"]))
+        paths = [os.path.join(image_dir, name) for name in images]
+        for name, (_, heatmaps, probabilities) in zip(images, explain_files(model, paths, pre, [label], cam,
+                                                                           batch_size, models)):
             for box in boxed[boxed["Image"] == name].itertuples():
                 heatmap = heatmaps[0]
                 region = box_mask(heatmap.shape, box.x, box.y, box.w, box.h, heatmap.shape[0] / box_size)

@@ -243,7 +243,7 @@ def grade(folder, out, hidden=None, jobs=None, timeout=60, memory_mb=2048, sandb
         sys.stderr.write(f"note: no cgroup for the students ({grader.cgroups.why}): memory is capped per "
                          "process and processes per student's user id\n")
     todo, done, lock, failures, started = queue.Queue(), {}, threading.Lock(), [], time.monotonic()
-    for index, submission in enumerate(subs):
+    for index in range(len(subs)):
         todo.put(index)
 
     def serve(slot):

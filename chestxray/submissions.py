@@ -69,10 +69,19 @@ def read(folder, name, templates=None, max_bytes=MAX_MB * 2**20):
     settings = metadata.get("chestxray") if isinstance(metadata, dict) else None
     language = settings.get("language") if isinstance(settings, dict) else None
     submission.language = language if language in LANGUAGES else "en"
+    submission.cells, submission.notes = graded_cells(_code_cells(notebook), templates or {})
+    return submission
+
+
+def _code_cells(notebook):
+    """[(cell index, source)] of a notebook's code cells whose source reads as text."""
     code = [(i, _source(cell)) for i, cell in enumerate(notebook["cells"])
             if isinstance(cell, dict) and cell.get("cell_type") == "code"]
-    submission.cells, submission.notes = graded_cells([(i, s) for i, s in code if s is not None], templates or {})
-    return submission
+    return [(i, source) for i, source in code if source is not None]
+
+
+def _marked(source, key):
+    return re.search(rf"#\s*{key}\b", source) is not None
 
 
 def _load(path, max_bytes):
@@ -157,7 +166,7 @@ def graded_cells(code, templates):
     say which cell was graded wherever more than one is marked."""
     cells, notes = {}, []
     for key, function in FUNCTIONS.items():
-        marked = [(i, strip_magics(source)) for i, source in code if re.search(rf"#\s*{key}\b", source)]
+        marked = [(i, strip_magics(source)) for i, source in code if _marked(source, key)]
         if not marked:
             continue
         defining = [(i, s) for i, s in marked if _defines(s, function)] or marked[:1]
@@ -175,9 +184,7 @@ def graded_cells(code, templates):
 
 def cells_of(notebook, templates=None):
     """{"UNQ_Cn": source}: the graded cells of a notebook (JSON data or nbformat's)."""
-    code = [(i, _source(cell)) for i, cell in enumerate(notebook["cells"])
-            if isinstance(cell, dict) and cell.get("cell_type") == "code"]
-    return graded_cells([(i, s) for i, s in code if s is not None], templates or {})[0]
+    return graded_cells(_code_cells(notebook), templates or {})[0]
 
 
 def templates(paths):
@@ -189,9 +196,8 @@ def templates(paths):
                 notebook = json.load(f)
         except (OSError, ValueError):
             continue
-        for cell in notebook.get("cells", []):
-            source = _source(cell) or ""
+        for _index, source in _code_cells(notebook):
             for key in FUNCTIONS:
-                if cell.get("cell_type") == "code" and re.search(rf"#\s*{key}\b", source):
+                if _marked(source, key):
                     found.setdefault(key, set()).add(_normal(source))
     return found

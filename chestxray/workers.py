@@ -188,7 +188,7 @@ class Cgroups:
             for entry in os.listdir(own[controller]):
                 pid = entry.split("-")[2] if entry.startswith("chestxray-grade-") else ""
                 if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
-                    for folder, _, _ in sorted(os.walk(os.path.join(own[controller], entry)), key=lambda w: -len(w[0])):
+                    for folder in _deepest_first(os.path.join(own[controller], entry)):
                         try:
                             os.rmdir(folder)
                         except OSError:
@@ -197,7 +197,7 @@ class Cgroups:
     def close(self):
         """Kill whatever is left in the run's cgroups, and remove them."""
         for top in self.run:
-            for folder, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+            for folder in _deepest_first(top):
                 try:
                     with open(os.path.join(folder, "cgroup.procs")) as f:
                         for pid in f.read().split():
@@ -212,6 +212,11 @@ class Cgroups:
                         break
                     except OSError:
                         time.sleep(0.01)
+
+
+def _deepest_first(top):
+    """`top` and the folders below it, each before its parent (a cgroup is removed leaves first)."""
+    return sorted((folder for folder, _, _ in os.walk(top)), key=len, reverse=True)
 
 
 class Worker:
