@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from chestxray.exercises import COURSE_LABELS, COURSE_W_NEG, COURSE_W_POS, COURSE_Y
-from chestxray.i18n import _
+from chestxray.i18n import _, number
 from test_utils import run_cases
 
 
@@ -39,7 +39,8 @@ def check_for_leakage_test(target, return_failures=False):
         try:
             print(f"{_('leakage output:')} {target(df1, df2, 'patient_id')}\n")
         except Exception as error:
-            print(f"{_('leakage output:')} {_('raised')} {type(error).__name__}: {error}\n")
+            print(_("{function} raised {error}").format(function="check_for_leakage",
+                                                        error=f"{type(error).__name__}: {error}") + "\n")
         print("-------------------------------------")
 
     failures = run_cases("UNQ_C1", target)
@@ -54,10 +55,11 @@ def compute_class_freqs_test(target, return_failures=False):
     print(f"{_('Labels:')}\n{labels}\n")
     try:
         pos, neg = target(labels)
-        print(f"Pos Freqs: {pos}")
-        print(f"Neg Freqs: {neg}\n")
+        print(f"{_('Pos Freqs:')} {pos}")
+        print(f"{_('Neg Freqs:')} {neg}\n")
     except Exception as error:
-        print(f"compute_class_freqs {_('raised')} {type(error).__name__}: {error}\n")
+        print(_("{function} raised {error}").format(function="compute_class_freqs",
+                                                    error=f"{type(error).__name__}: {error}") + "\n")
 
     failures = run_cases("UNQ_C2", target)
     return failures if return_failures else None
@@ -76,7 +78,9 @@ def _as_float(value):
         pass
     array = np.asarray(value, dtype=np.float64)
     if array.size != 1:
-        raise ValueError(f"the loss returned {array.size} values (shape {array.shape}), not one number")
+        raise ValueError(_("the loss returned {n} values (shape {shape}), not one number: take the mean over the "
+                           "examples of each class (ops.mean), then add the classes up").format(
+                               n=array.size, shape=array.shape))
     return float(array.reshape(()))
 
 
@@ -93,11 +97,12 @@ def get_weighted_loss_test(target, epsilon, return_failures=False):
     try:
         loss = target(w_p, w_n, epsilon)
         first, second = _as_float(loss(y_true, y_pred_1)), _as_float(loss(y_true, y_pred_2))
-        print(f"L(y_pred_1) = {first:.7f}")
-        print(f"L(y_pred_2) = {second:.7f}")
-        print(f"{_('Difference:')} L(y_pred_1) - L(y_pred_2) = {first - second:.7f}\n")
+        print(f"L(y_pred_1) = {number(first, 7)}")
+        print(f"L(y_pred_2) = {number(second, 7)}")
+        print(f"{_('Difference:')} L(y_pred_1) - L(y_pred_2) = {number(first - second, 7)}\n")
     except Exception as error:
-        print(f"{_('the loss raised')} {type(error).__name__}: {error}\n")
+        print(_("{function} raised {error}").format(function=_("the loss"),
+                                                    error=f"{type(error).__name__}: {error}") + "\n")
 
     failures = run_cases("UNQ_C3", target)
     return failures if return_failures else None

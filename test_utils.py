@@ -28,23 +28,25 @@ def run_cases(key, target):
     """Run the public cases of exercise `key` against `target`; print failures and the verdict;
     return the failure messages."""
     cases = exercises.with_answers(key, exercises.PUBLIC[key])
-    failures = []
+    expected, got = _("Expected:"), _("Got:")
+    width = max(len(expected), len(got))  # the two values one above the other, in any language
+    failures = []  # (heading, what went wrong)
     for case in cases:
-        name, hint = _(case["name"]), _(case["hint"])
+        heading, hint = _("Failed case «{name}»:").format(name=_(case["name"])), _(case["hint"])
         try:
-            got = exercises.plain(exercises.call(key, target, case["inputs"]))
+            answer = exercises.plain(exercises.call(key, target, case["inputs"]))
         except Exception as error:  # a student's function may raise anything: that case fails
-            failures.append(f"{name}: {_('raised')} {type(error).__name__}: {error}{where(error)}"
-                            f"\n  {_('Hint:')} {hint}")
+            failures.append((heading, f" {_('raised')} {type(error).__name__}: {error}{where(error)}"
+                                      f"\n  {_('Hint:')} {hint}"))
             continue
-        if not exercises.compare(key, got, case["expected"]):
-            failures.append(f"{name}:\n  {_('Expected:')} {exercises.show(case['expected'])}"
-                            f"\n  {_('Got:')}      {exercises.show(got)}\n  {_('Hint:')} {hint}")
-    for message in failures:
-        print(f"\033[91m{_('Failed')}\033[0m " + message)
+        if not exercises.compare(key, answer, case["expected"]):
+            failures.append((heading, f"\n  {expected.ljust(width)} {exercises.show(case['expected'])}"
+                                      f"\n  {got.ljust(width)} {exercises.show(answer)}\n  {_('Hint:')} {hint}"))
+    for heading, text in failures:
+        print(f"\033[91m{heading}\033[0m{text}")
     if failures:
         print("\033[91m" + _("{failed} of {total} tests failed.").format(failed=len(failures), total=len(cases))
               + "\033[0m")
     else:
         print("\033[92m" + _("All tests passed.") + "\033[0m")
-    return failures
+    return [heading + text for heading, text in failures]

@@ -8,7 +8,7 @@ import os
 from dataclasses import replace
 
 from chestxray.data import get_test_and_valid_generator, get_train_generator  # noqa: F401
-from chestxray.i18n import _, label_name, set_language  # noqa: F401
+from chestxray.i18n import _, label_name, number, set_language, table  # noqa: F401
 from chestxray.labels import LABELS  # noqa: F401
 from chestxray.splits import check_for_leakage  # noqa: F401
 
@@ -32,7 +32,7 @@ def get_roc_curve(labels, predicted_vals, generator):
 
     from chestxray.evaluate import roc_figure
 
-    _, aurocs = roc_figure(generator.labels, predicted_vals, [label_name(label) for label in labels])
+    _figure, aurocs = roc_figure(generator.labels, predicted_vals, [label_name(label) for label in labels])
     plt.show()
     return aurocs
 
@@ -81,14 +81,13 @@ def _boxes(image_dir, frame=None):
 def pointing_game(model, preprocessing, image_dir, cam=None):
     """Does the heatmap's maximum fall in the radiologists' box? For every boxed image in
     `image_dir`: prints the hits of the heatmap and of a map fixed at the image centre, and
-    returns them per label."""
+    returns them per label (`table` shows them in the student's language)."""
     from chestxray.explain import localize
 
     per_box, per_class = localize(model, _boxes(image_dir), image_dir, preprocessing, cam=cam)
     print(_("The heatmap's maximum falls in the box for {hits} of {n} boxes; a heatmap fixed at the image "
             "centre, for {centre} of {n}.").format(hits=int(per_box["hit"].sum()), n=len(per_box),
                                                    centre=int(per_box["centre_hit"].sum())))
-    per_class.index = [label_name(label) for label in per_class.index]
     return per_class[["boxes", "hit_rate", "centre_hit_rate"]]
 
 
@@ -103,7 +102,7 @@ def show_boxes(model, preprocessing, frame, image_dir, count=3, cam=None):
         gray, heatmaps, probabilities = next(explain_files(model, [os.path.join(image_dir, box.Image)],
                                                            preprocessing, [box.Label], cam))
         p = probabilities[list(preprocessing.labels).index(box.Label)]
-        box_figure(gray, heatmaps[0], (box.x, box.y, box.w, box.h), f"{box.Image}: {label_name(box.Label)}, p={p:.3f}",
+        box_figure(gray, heatmaps[0], (box.x, box.y, box.w, box.h), f"{box.Image}: {label_name(box.Label)}, p={number(p)}",
                    names=(_("heatmap"), _("centre")))
         plt.show()
 

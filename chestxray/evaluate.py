@@ -10,10 +10,12 @@ import os
 import numpy as np
 import pandas as pd
 
+from .i18n import _, number
 from .labels import LABELS
 
 PUBLISHED = os.path.join(os.path.dirname(__file__), "tables", "published_auroc.csv")
 CHEXNEXT_N = 420  # images in the CheXNeXt comparison set (tables/README.md)
+CHEXNET_N = 22400  # about: CheXNet's test set, a fifth of ChestX-ray14
 
 
 def _auroc_weighted(y, score, weights):
@@ -65,7 +67,7 @@ def bootstrap_auroc(y_true, y_score, n_boot=10000, seed=0, labels=None):
         row = {"label": label, "auroc": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n": n,
                "positives": positives, "boot_used": 0, "note": ""}
         if positives == 0 or positives == n:
-            row["note"] = "no positive cases" if positives == 0 else "no negative cases"
+            row["note"] = _("no positive cases") if positives == 0 else _("no negative cases")
         else:
             row["auroc"] = float(_auroc_weighted(y, s, ones)[0])
             replicates = _auroc_weighted(y, s, counts)
@@ -74,7 +76,8 @@ def bootstrap_auroc(y_true, y_score, n_boot=10000, seed=0, labels=None):
             if used.size:
                 row["ci_low"], row["ci_high"] = np.percentile(used, [2.5, 97.5])
             if used.size < n_boot:
-                row["note"] = f"{n_boot - used.size} replicate(s) with one kind of case left out of the CI"
+                row["note"] = _("{count} replicate(s) with one kind of case left out of the CI").format(
+                    count=n_boot - used.size)
         rows.append(row)
     return pd.DataFrame(rows).set_index("label")
 
@@ -90,19 +93,20 @@ def roc_figure(y_true, y_score, labels=LABELS, ax=None):
 
     y_true, y_score = np.asarray(y_true), np.asarray(y_score)
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 7))
+        _figure, ax = plt.subplots(figsize=(7, 7))
     aurocs = []
     for j, label in enumerate(labels):
         y = y_true[:, j]
         if 0 < y.sum() < len(y):
             aurocs.append(float(roc_auc_score(y, y_score[:, j])))
-            fpr, tpr, _ = roc_curve(y, y_score[:, j])
-            ax.plot(fpr, tpr, label=f"{label} ({aurocs[-1]:.3f})")
+            fpr, tpr, _thresholds = roc_curve(y, y_score[:, j])
+            ax.plot(fpr, tpr, label=f"{label} ({number(aurocs[-1])})")
         else:
             aurocs.append(np.nan)
-            ax.plot([], [], " ", label=f"{label} (n/a: {'no positive' if y.sum() == 0 else 'no negative'} cases)")
+            why = _("no positive cases") if y.sum() == 0 else _("no negative cases")
+            ax.plot([], [], " ", label=f"{label} ({_('n/a')}: {why})")
     ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curves (AUROC)")
+    ax.set(xlabel=_("false positive rate"), ylabel=_("true positive rate"), title=_("ROC curves (AUROC)"))
     ax.legend(loc="lower right", fontsize="small")
     return ax.figure, aurocs
 
@@ -132,20 +136,22 @@ def published():
 def comparison_table(metrics):
     """Our AUROC [95% CI] beside the published figures, with each test set's size in the header."""
     def interval(value, low, high):
-        return "n/a" if np.isnan(value) else f"{value:.3f} [{low:.3f}, {high:.3f}]"
+        if np.isnan(value):
+            return _("n/a")
+        return _("{value} [{low}, {high}]").format(value=number(value), low=number(low), high=number(high))
 
     paper = published()
     n = int(metrics["n"].iloc[0])
     rows = {}
     for label, ours in metrics.iterrows():
-        row = {f"ours (n={n}) AUROC [95% CI]": interval(ours["auroc"], ours["ci_low"], ours["ci_high"]),
-               "positives": int(ours["positives"])}
+        row = {_("ours (n={n}) AUROC [95% CI]").format(n=n): interval(ours["auroc"], ours["ci_low"], ours["ci_high"]),
+               _("positives"): int(ours["positives"])}
         if label in paper.index:
             ref = paper.loc[label]
-            row["CheXNet 2017 (n~22,400)"] = f"{ref['chexnet']:.3f}"
-            row[f"CheXNeXt radiologists (n={CHEXNEXT_N})"] = interval(
+            row[_("CheXNet 2017 (n~{n})").format(n=number(CHEXNET_N, 0))] = number(ref["chexnet"])
+            row[_("CheXNeXt radiologists (n={n})").format(n=CHEXNEXT_N)] = interval(
                 ref["chexnext_radiologists"], ref["chexnext_radiologists_low"], ref["chexnext_radiologists_high"])
-            row[f"CheXNeXt algorithm (n={CHEXNEXT_N})"] = interval(
+            row[_("CheXNeXt algorithm (n={n})").format(n=CHEXNEXT_N)] = interval(
                 ref["chexnext"], ref["chexnext_low"], ref["chexnext_high"])
         rows[label] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("label")
@@ -173,15 +179,15 @@ def reliability_figure(y_true, probabilities, bins=10, ax=None):
 
     ax = ax or Figure(figsize=(5, 5)).subplots()
     y = np.asarray(y_true, dtype=np.float64).ravel()
-    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label="perfect")
+    ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label=_("perfect"))
     for name, p in probabilities.items():
         p = np.asarray(p, dtype=np.float64).ravel()
         which = np.minimum((p * bins).astype(int), bins - 1)
         used = [b for b in range(bins) if (which == b).any()]
         ax.plot([p[which == b].mean() for b in used], [y[which == b].mean() for b in used], marker="o", label=name)
-    ax.set_xlabel("predicted probability")
-    ax.set_ylabel("observed rate")
-    ax.set_title("Reliability, all labels")
+    ax.set_xlabel(_("predicted probability"))
+    ax.set_ylabel(_("observed rate"))
+    ax.set_title(_("Reliability, all labels"))
     ax.legend()
     return ax.figure
 
@@ -210,7 +216,7 @@ def evaluate(model, test_df, image_dir, pre, out, n_boot=10000, seed=0, batch_si
     calibration_table(batches.labels, sets).to_csv(os.path.join(out, "calibration.csv"))
     reliability_figure(batches.labels, sets).savefig(os.path.join(out, "reliability.png"), dpi=100,
                                                     bbox_inches="tight")
-    figure, _ = roc_figure(batches.labels, scores, labels, ax=Figure(figsize=(7, 7)).subplots())
+    figure, _aurocs = roc_figure(batches.labels, scores, labels, ax=Figure(figsize=(7, 7)).subplots())
     figure.savefig(os.path.join(out, "roc.png"), dpi=100, bbox_inches="tight")
     if gallery:
         from .explain import write_gallery

@@ -23,13 +23,12 @@ def plain(value):
     if isinstance(value, (tuple, list)) and not _numeric_list(value):
         items = list(value)  # one pass: the items and their count agree, whatever the class overrides
         if len(items) > MAX_ITEMS:
-            return {"type": "other", "python_type": type(value).__name__, "text": f"{len(items)} items"}
+            return {"type": "large", "python_type": type(value).__name__, "shape": [len(items)]}
         return {"type": "tuple", "items": [plain(v) for v in items], "length": len(items)}
     array = _as_array(value)
     if array is not None:
         if array.size > MAX_VALUES:
-            return {"type": "other", "python_type": type(value).__name__,
-                    "text": f"an array of shape {array.shape}: too large"}
+            return {"type": "large", "python_type": type(value).__name__, "shape": list(array.shape)}
         return {"type": "array", "shape": list(array.shape),
                 "values": [None if not np.isfinite(v) else float(v) for v in array.ravel()],
                 "python_type": type(value).__name__}

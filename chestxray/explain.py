@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from .i18n import _, number
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def gradcam(models, images, classes, method="gradcam", flip=False):
     images = tf.convert_to_tensor(images, tf.float32)
     maps, predictions = _maps(models, images, classes, method)
     if flip:
-        mirrored, _ = _maps(models, tf.reverse(images, axis=[2]), classes, method)
+        mirrored, _scores = _maps(models, tf.reverse(images, axis=[2]), classes, method)
         maps = (maps + tf.reverse(mirrored, axis=[3])) / 2
     peak = tf.reduce_max(maps, axis=(2, 3), keepdims=True)
     return tf.math.divide_no_nan(maps, peak).numpy(), predictions.numpy()
@@ -141,7 +142,7 @@ def explain_files(model, paths, pre, labels, cam=None, batch_size=8, models=None
         maps = upsample(maps, pre.size)
         if pre.prevalence is not None:
             predictions = pre.calibrate(predictions)
-        for (_, gray), heatmaps, probabilities in zip(loaded, maps, predictions):
+        for (_x, gray), heatmaps, probabilities in zip(loaded, maps, predictions):
             yield gray.numpy(), heatmaps, probabilities
 
 
@@ -157,11 +158,11 @@ def gradcam_figure(gray, heatmaps, labels, probabilities, title=None, figure=Non
     figure.set_size_inches(4 * (len(labels) + 1), 4.4)
     axes = figure.subplots(1, len(labels) + 1)
     axes[0].imshow(gray, cmap="gray")
-    axes[0].set_title(title or "Original")
+    axes[0].set_title(title or _("Original"))
     for ax, label, heatmap, p in zip(axes[1:], labels, heatmaps, probabilities):
         ax.imshow(gray, cmap="gray")
         ax.imshow(heatmap, cmap="jet", alpha=0.4 * (heatmap.max() > 0), vmin=0, vmax=1)
-        ax.set_title(f"{label}: p={p:.3f}")
+        ax.set_title(f"{label}: p={number(p)}")
     for ax in axes:
         ax.axis("off")
     figure.tight_layout()
@@ -237,7 +238,7 @@ def localize(model, boxes, image_dir, pre, box_size=1024, cam=None, batch_size=8
         boxed = boxes[boxes["Label"] == label]
         images = sorted(set(boxed["Image"]))
         paths = [os.path.join(image_dir, name) for name in images]
-        for name, (_, heatmaps, probabilities) in zip(images, explain_files(model, paths, pre, [label], cam,
+        for name, (_gray, heatmaps, probabilities) in zip(images, explain_files(model, paths, pre, [label], cam,
                                                                            batch_size, models)):
             for box in boxed[boxed["Image"] == name].itertuples():
                 heatmap = heatmaps[0]

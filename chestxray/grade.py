@@ -21,8 +21,8 @@ import time
 
 from . import exercises, submissions
 from .workers import Cgroups, SandboxUnavailable, Worker, WorkerFailed, check_sandbox, uid_base
-from .grade_summary import error_text, note_text, write_summary
-from .i18n import translator
+from .grade_summary import class_language, error_text, note_text, say, write_summary
+from .i18n import N_, translator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASES = [os.path.join(REPO, name) for name in ("C1W1_Assignment.ipynb", "C1W1_Assignment.pt-BR.ipynb")]
@@ -45,21 +45,22 @@ def read_hidden(path):
 # ----------------------------------------------------------------------------
 # Verdicts.
 
-STOPPED = {"timeout": "Timeout: took more than {timeout} s",
-           "exited": "Exit: the process ended before answering",
-           "memory": "MemoryError: the exercise used more than its memory limit ({memory_mb} MB)",
-           "too_large": "the answer was larger than 1 MiB"}
+# What a student reads of a case that did not answer: (msgid, values), said in their language.
+STOPPED = {"timeout": N_("Timeout: took more than {timeout} s"),
+           "exited": N_("Exit: the process ended before answering"),
+           "memory": N_("MemoryError: the exercise used more than its memory limit ({memory_mb} MB)"),
+           "too_large": N_("the answer was larger than 1 MiB")}
 
 
 def _reply(reply, stage, limits):
     """A checked answer from a worker's reply: {"output"}, {"raised"}, {"defined"}, {"cell_error"},
-    or {"failed": text} for anything else (stopped, unreadable, malformed)."""
+    or {"failed": message} for anything else (stopped, unreadable, malformed)."""
     if "stopped" in reply:
-        return {"failed": STOPPED[reply["stopped"]].format(**limits), "stopped": reply["stopped"]}
+        return {"failed": (STOPPED[reply["stopped"]], limits), "stopped": reply["stopped"]}
     try:
         return exercises.read_student(json.loads(reply["student"]), stage)
     except (ValueError, RecursionError) as error:
-        return {"failed": f"the answer could not be read: {error}"}
+        return {"failed": (N_("the answer could not be read: {why}"), {"why": str(error)})}
 
 
 def run_phase(worker, key, cell, cases, limits):
@@ -70,27 +71,28 @@ def run_phase(worker, key, cell, cases, limits):
     for reply in replies:
         answer = _reply(reply, "case", limits)
         if stop and answer.get("stopped"):  # cases after the one that stopped it never ran
-            answer = {"failed": "not run: " + stop}
+            answer = {"failed": (N_("not run: {why}"), {"why": stop})}
         elif answer.get("stopped") == "timeout":
-            stop = f"the function took more than {limits['timeout']} s on an earlier case"
+            stop = (N_("the function took more than {timeout} s on an earlier case"), limits)
         elif answer.get("stopped"):
-            stop = "the process had ended"
+            stop = (N_("the process had ended"), {})
         answers.append(answer)
     return cell_outcome, answers
 
 
 def verdicts(key, cell_outcome, answers, cases):
-    """Per case: passed, and what the student sees (expected vs got, hint, error and line)."""
+    """Per case: passed, and what the student sees (expected vs got as plain results, hint, error
+    and line, or a message)."""
     rows = []
     for case, answer in zip(cases, answers):
-        row = {"name": case["name"], "hint": case.get("hint", ""), "expected": exercises.show(case["expected"])}
+        row = {"name": case["name"], "hint": case.get("hint", ""), "expected": case["expected"]}
         if "cell_error" in cell_outcome:
             row.update(passed=False, error=cell_outcome["cell_error"])
         elif "failed" in cell_outcome:
             row.update(passed=False, failed=cell_outcome["failed"])
         elif "output" in answer:
             row.update(passed=exercises.compare(key, answer["output"], case["expected"]),
-                       got=exercises.show(answer["output"]))
+                       got=answer["output"])
         elif "raised" in answer:
             row.update(passed=False, error=answer["raised"])
         else:
@@ -100,11 +102,13 @@ def verdicts(key, cell_outcome, answers, cases):
 
 
 def _failure_text(row):
+    """A failed case in grades.csv, for the instructor (in English)."""
     if "error" in row:
         return f"{row['name']}: raised {error_text(row['error'])}\n  Hint: {row['hint']}"
     if "failed" in row:
-        return f"{row['name']}: {row['failed']}\n  Hint: {row['hint']}"
-    return f"{row['name']}:\n  Expected: {row['expected']}\n  Got:      {row['got']}\n  Hint: {row['hint']}"
+        return f"{row['name']}: {say(row['failed'])}\n  Hint: {row['hint']}"
+    return (f"{row['name']}:\n  Expected: {exercises.show(row['expected'], str)}\n"
+            f"  Got:      {exercises.show(row['got'], str)}\n  Hint: {row['hint']}")
 
 
 def feedback(name, results, problem=None, language="en", notes=()):
@@ -113,14 +117,14 @@ def feedback(name, results, problem=None, language="en", notes=()):
     _ = translator(language)
     lines = [f"# {_('Feedback')}: {name}", ""]
     if problem:
-        lines += [f"**{problem}**", ""]
+        lines += [f"**{say(problem, _)}**", ""]
     lines += [f"- {note_text(note, _)}" for note in notes] + ([""] if notes else [])
     total = sum(r["score"] for r in results.values())
     lines += [f"{_('Score')}: **{total} / {len(results)}**", ""]
     for key, r in results.items():
         lines += [f"## {exercises.FUNCTIONS[key]} ({key}): {r['score']} / 1", ""]
         if r.get("missing"):
-            lines += [r["missing"], ""]
+            lines += [say(r["missing"], _), ""]
             continue
         for row in r["public"]:
             case, hint = _(row["name"]), _(row["hint"])
@@ -130,10 +134,10 @@ def feedback(name, results, problem=None, language="en", notes=()):
                 lines += [f"- **{_('failed')}**: {case}", f"  - {_('raised')} {error_text(row['error'], _)}",
                           f"  - {_('hint')}: {hint}"]
             elif "failed" in row:
-                lines += [f"- **{_('failed')}**: {case}", f"  - {row['failed']}", f"  - {_('hint')}: {hint}"]
+                lines += [f"- **{_('failed')}**: {case}", f"  - {say(row['failed'], _)}", f"  - {_('hint')}: {hint}"]
             else:
-                lines += [f"- **{_('failed')}**: {case}", f"  - {_('expected')}: `{row['expected']}`",
-                          f"  - {_('got')}: `{row['got']}`", f"  - {_('hint')}: {hint}"]
+                lines += [f"- **{_('failed')}**: {case}", f"  - {_('expected')}: `{exercises.show(row['expected'], _)}`",
+                          f"  - {_('got')}: `{exercises.show(row['got'], _)}`", f"  - {_('hint')}: {hint}"]
         if r["hidden"]:
             passed = sum(row["passed"] for row in r["hidden"])
             lines.append("- " + _("hidden cases: {passed} of {total} passed").format(passed=passed,
@@ -195,7 +199,8 @@ class Grader:
         for key, function in exercises.FUNCTIONS.items():
             if key not in submission.cells:
                 results[key] = {"score": 0, "public": [], "hidden": [],
-                                "missing": submission.problem or f"no cell marked {key} ({function})"}
+                                "missing": submission.problem or (N_("no cell marked {key} ({function})"),
+                                                                  {"key": key, "function": function})}
                 continue
             rows = []
             for cases in (self.public[key], self.secret[key]):  # hidden cases in a phase of their own
@@ -206,8 +211,8 @@ class Grader:
                 except Exception as error:  # the worker, or this side of the protocol: this submission's row says so
                     worker.kill()
                     why = str(error) if isinstance(error, WorkerFailed) else f"{type(error).__name__}: {error}"
-                    outcome, answers = {"failed": f"grader error: the sandbox worker failed ({why}); "
-                                                  "grade this submission again"}, [{}] * len(cases)
+                    outcome, answers = {"failed": (N_("grader error: the sandbox worker failed ({why}); grade this "
+                                                      "submission again"), {"why": why})}, [{}] * len(cases)
                     worker = self.worker(slot)  # a fresh one, in step
                 rows += verdicts(key, outcome, answers, cases)
                 if cases is self.public[key] and "defined" in outcome:
@@ -236,6 +241,9 @@ def grade(folder, out, hidden=None, jobs=None, timeout=60, memory_mb=2048, sandb
     os.makedirs(feedback_dir, exist_ok=True)
     templates = submissions.templates(RELEASES)
     subs = [submissions.read(folder, name, templates, max_mb * 2**20) for name in names]
+    language = class_language(subs)  # a notebook that could not be read is answered in the class's
+    for submission in subs:
+        submission.language = submission.language or language
 
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(subs) or 1))
     grader = Grader(hidden_cases, timeout, memory_mb, sandbox, jobs)
@@ -295,7 +303,7 @@ def grade(folder, out, hidden=None, jobs=None, timeout=60, memory_mb=2048, sandb
             row[f"{function}_public"] = f"{sum(x['passed'] for x in r['public'])}/{len(grader.public[key])}"
             row[f"{function}_hidden"] = (f"{sum(x['passed'] for x in r['hidden'])}/{len(grader.secret[key])}"
                                          if grader.secret[key] else "")
-            row[f"{function}_messages"] = (r.get("missing") or
+            row[f"{function}_messages"] = (say(r.get("missing", "")) or
                                            "\n".join(_failure_text(x) for x in r["public"] if not x["passed"]))
         row["total"] = sum(r["score"] for r in results.values())
         row["notes"] = "\n".join(note_text(n) for n in submission.notes)

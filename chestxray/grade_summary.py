@@ -22,12 +22,26 @@ def error_text(error, _=str):
     return f"{error['type']}: {error['message']}{where}"
 
 
+def say(message, _=str):
+    """A grader's message in a language: (msgid, values), translated by `_` (a value may be a
+    message too), or text as it is."""
+    if isinstance(message, tuple):
+        msgid, values = message
+        return _(msgid).format(**{name: say(value, _) for name, value in values.items()})
+    return str(message)
+
+
+def class_language(subs):
+    """The language of most of the notebooks that could be read ("en" when none could)."""
+    languages = collections.Counter(s.language for s in subs if s.language)
+    return languages.most_common(1)[0][0] if languages else "en"
+
+
 def note_text(note, _=str):
     """A note in the student's language: (message, values) from the grader, or the error record
     of a top-level statement from the student's process."""
     if isinstance(note, tuple):
-        message, values = note
-        return _(message).format(**values)
+        return say(note, _)
     return _("{key}: a top-level statement raised {error}; only the function is graded").format(
         key=note["key"], error=error_text(note, _))
 
@@ -43,8 +57,7 @@ def _bar(fraction):
 
 def write_summary(path, subs, results, grader, skipped=()):
     """Write the page; `subs` and `results` in the same order (`grade`)."""
-    languages = collections.Counter(s.language for s in subs)
-    language = languages.most_common(1)[0][0] if languages else "en"
+    language = class_language(subs)
     _ = translator(language)
 
     def number(value):
@@ -98,7 +111,7 @@ def write_summary(path, subs, results, grader, skipped=()):
     else:
         parts.append(f"<p>{e(_('Every case was passed by every submission.'))}</p>")
     # Submissions with a problem or a note.
-    flagged = [(s.label, s.problem) for s in subs if s.problem]
+    flagged = [(s.label, say(s.problem, _)) for s in subs if s.problem]
     flagged += [(s.label, "; ".join(note_text(note, _) for note in s.notes)) for s in subs if s.notes]
     flagged += [(name, _("not graded: not a .ipynb file")) for name in skipped]
     if flagged:

@@ -51,15 +51,59 @@ def translator(language):
     return gettext.translation(DOMAIN, LOCALE_DIR, languages=[_locale(language)]).gettext
 
 
+def N_(message):
+    """Marks a message for the catalog where it is defined; `_()` translates it where it is shown."""
+    return message
+
+
 def label_name(label):
     """A pathology as the current language names it (the data's columns keep the NIH names)."""
     return _(label.replace("_", " "))
 
 
 def number(value, digits=3):
-    """A number in prose: 0.720 in English, 0,720 in Portuguese."""
-    text = f"{value:.{digits}f}"
-    return text.replace(".", ",") if _language == "pt-BR" else text
+    """A number in prose: 0.720 in English, 0,720 in Portuguese (thousands: 1,234 and 1.234).
+    `digits`: decimals, or a format spec such as "3g"."""
+    text = format(value, digits if isinstance(digits, str) else f",.{digits}f")
+    return text.translate(str.maketrans(",.", ".,")) if _language == "pt-BR" else text
+
+
+# What the library's tables call their columns (stable keys, read by code and written to CSV
+# files) as a student reads them.
+COLUMNS = {"auroc": N_("AUROC"), "ci_low": N_("95% CI, low"), "ci_high": N_("95% CI, high"),
+           "pr_auc": N_("PR-AUC"), "prevalence": N_("prevalence"), "n": N_("images"),
+           "positives": N_("positives"), "boot_used": N_("replicates used"), "note": N_("note"),
+           "brier": N_("Brier score"), "ece": N_("calibration error (ECE)"),
+           "mean_probability": N_("mean probability"), "observed_rate": N_("observed rate"),
+           "score": N_("score"), "probability": N_("probability"), "present": N_("present"),
+           "boxes": N_("boxes"), "hit_rate": N_("hit rate"), "centre_hit_rate": N_("centre's hit rate"),
+           "epoch": N_("epoch"), "loss": N_("training loss"), "val_loss": N_("validation loss"),
+           "val_auroc": N_("validation AUROC"),
+           "learning_rate": N_("learning rate"), "lr": N_("learning rate"), "seconds": N_("seconds"),
+           "label": N_("pathology"), "probabilities": N_("probabilities")}
+
+
+def table(frame, digits=3):
+    """`frame` as a student reads it: columns named in the current language, pathologies by
+    their names, numbers with the language's decimal mark (NaN as "n/a"). For display only:
+    the values become text."""
+    import numpy as np
+
+    from .labels import LABELS
+
+    def cell(value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            return value
+        if np.isnan(value):
+            return _("n/a")
+        return number(value, 0 if isinstance(value, (int, np.integer)) else digits)
+
+    shown = frame.map(cell)
+    shown.columns = [_(COLUMNS[c]) if c in COLUMNS else c for c in frame.columns]
+    shown.index = [label_name(i) if i in LABELS else i for i in frame.index]
+    name = frame.index.name
+    shown.index.name = _(COLUMNS[name]) if name in COLUMNS else name
+    return shown
 
 
 # ----------------------------------------------------------------------------
@@ -127,7 +171,7 @@ def messages(root=os.path.dirname(LOCALE_DIR)):
         with open(path, encoding="utf-8") as f:
             tree = ast.parse(f.read(), path)
         for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_"
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_", "N_")
                     and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
                 found.add(node.args[0].value)
     for cases in PUBLIC.values():

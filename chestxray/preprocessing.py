@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from .i18n import _, number
 from .labels import LABELS
 
 MODES = ("featurewise", "samplewise")
@@ -73,7 +74,7 @@ class Preprocessing:
         sample = min(sample_size, len(train_df))
         return cls(image_size, tuple(labels), standardize, mean, std,
                    tuple(train_df[list(labels)].to_numpy().mean(axis=0)),
-                   f"a sample of {sample} of {len(train_df)} training images")
+                   _("a sample of {sample} of {total} training images").format(sample=sample, total=len(train_df)))
 
     # ------------------------------------------------------------------ the file
 
@@ -165,8 +166,11 @@ class Preprocessing:
         return odds / (1 + odds)
 
     def describe(self):
+        """One line for people, in the current language."""
         if self.standardize == "samplewise":
-            how = "each image by its own mean and std"
+            how = _("samplewise: each image by its own mean and standard deviation")
         else:
-            how = f"mean {self.mean:.2f}, std {self.std:.2f}"
-        return f"{self.image_size} px, {self.standardize} ({how}), from {self.source or 'given settings'}"
+            how = _("featurewise: mean {mean}, standard deviation {std}").format(mean=number(self.mean, 2),
+                                                                               std=number(self.std, 2))
+        return _("{size} px, {how}, from {source}").format(size=self.image_size, how=how,
+                                                          source=self.source or _("given settings"))

@@ -17,17 +17,12 @@ import stat
 from dataclasses import dataclass, field
 
 from .exercise_calls import FUNCTIONS
-from .i18n import LANGUAGES
+from .i18n import LANGUAGES, N_
 
 MAX_MB = 32
 # Cell magics whose body is not Python: such a cell defines nothing.
 NOT_PYTHON = {"bash", "sh", "script", "writefile", "file", "html", "javascript", "js", "latex", "markdown", "svg",
               "perl", "ruby", "system", "capture_output"}
-
-
-def _(message):
-    """Marks a message for the catalog: it is translated where it is shown, in the student's language."""
-    return message
 
 
 @dataclass
@@ -36,8 +31,8 @@ class Submission:
     label: str = ""  # the name as people read it: undecodable bytes and control characters escaped
     cells: dict = field(default_factory=dict)  # {"UNQ_C1": source, ...}: what is graded
     notes: list = field(default_factory=list)  # (message, values) for the student and the instructor
-    problem: str = ""  # why nothing could be graded
-    language: str = "en"
+    problem: tuple = ()  # why nothing could be graded: (msgid, values)
+    language: str = ""  # of the notebook: "en", "pt-BR", or "" where it could not be read
 
     def __post_init__(self):
         self.label = self.label or printable(self.name)
@@ -62,8 +57,8 @@ def read(folder, name, templates=None, max_bytes=MAX_MB * 2**20):
     submission = Submission(name)
     try:
         notebook = _load(os.path.join(folder, name), max_bytes)
-    except ValueError as error:
-        submission.problem = str(error)
+    except Unreadable as error:
+        submission.problem = error.message
         return submission
     metadata = notebook.get("metadata")
     settings = metadata.get("chestxray") if isinstance(metadata, dict) else None
@@ -84,41 +79,49 @@ def _marked(source, key):
     return re.search(rf"#\s*{key}\b", source) is not None
 
 
+class Unreadable(ValueError):
+    """A notebook that cannot be graded; `message` is (msgid, values), said in the student's language."""
+
+    def __init__(self, msgid, **values):
+        super().__init__(msgid.format(**values))
+        self.message = (msgid, values)
+
+
 def _load(path, max_bytes):
-    """The notebook as JSON data; ValueError with what is wrong, never the file's content."""
+    """The notebook as JSON data; `Unreadable` with what is wrong, never the file's content."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as error:
         if os.path.islink(path):
-            raise ValueError("not graded: a symbolic link, not the notebook file itself") from None
-        raise ValueError(f"not graded: cannot be opened ({error.strerror})") from None
+            raise Unreadable(N_("not graded: a symbolic link, not the notebook file itself")) from None
+        raise Unreadable(N_("not graded: cannot be opened ({why})"), why=error.strerror) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ValueError("not graded: not a regular file (a folder, a FIFO or a device)")
+            raise Unreadable(N_("not graded: not a regular file (a folder, a FIFO or a device)"))
         if info.st_size > max_bytes:
-            raise ValueError(f"not graded: larger than {max_bytes // 2**20} MB")
+            raise Unreadable(N_("not graded: larger than {mb} MB"), mb=max_bytes // 2**20)
         data = os.read(fd, max_bytes + 1)
         while len(data) <= max_bytes and (chunk := os.read(fd, max_bytes + 1 - len(data))):
             data += chunk  # a file still growing stops at the cap
     finally:
         os.close(fd)
     if len(data) > max_bytes:
-        raise ValueError(f"not graded: larger than {max_bytes // 2**20} MB")
+        raise Unreadable(N_("not graded: larger than {mb} MB"), mb=max_bytes // 2**20)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ValueError(f"the notebook does not parse: not UTF-8 text (byte {error.start})") from None
+        raise Unreadable(N_("the notebook does not parse: not UTF-8 text (byte {byte})"), byte=error.start) from None
     try:
         notebook = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"the notebook does not parse: not valid JSON (line {error.lineno}, "
-                         f"column {error.colno})") from None
+        raise Unreadable(N_("the notebook does not parse: not valid JSON (line {line}, column {column})"),
+                         line=error.lineno, column=error.colno) from None
     except RecursionError:
-        raise ValueError("the notebook does not parse: JSON nested too deeply") from None
+        raise Unreadable(N_("the notebook does not parse: JSON nested too deeply")) from None
     if not isinstance(notebook, dict) or notebook.get("nbformat") != 4 or not isinstance(notebook.get("cells"), list):
-        raise ValueError("the notebook does not parse: not a Jupyter notebook of format 4 "
-                         "(an object with nbformat 4 and a list of cells)")
+        raise Unreadable(N_("the notebook does not parse: not a Jupyter notebook of format 4 (an object with "
+                            "nbformat 4 and a list of cells)"))
     return notebook
 
 
@@ -175,7 +178,7 @@ def graded_cells(code, templates):
             defining = [c for c in defining if c not in untouched]
         index, cells[key] = defining[-1]
         if len(marked) > 1:  # a message and its values: feedback says it in the student's language
-            notes.append((_("{count} cells are marked {key} (cells {cells}): graded cell {cell}, the last that "
+            notes.append((N_("{count} cells are marked {key} (cells {cells}): graded cell {cell}, the last that "
                           "defines {function} and is not the untouched template"),
                           {"count": len(marked), "key": key, "cells": ", ".join(str(i + 1) for i, _source in marked),
                            "cell": index + 1, "function": function}))

@@ -30,6 +30,7 @@ import tensorflow as tf
 from .augment import Augmentation
 from .data import ImageBatches
 from .evaluate import mean_auroc
+from .i18n import _, number
 from .labels import LABELS
 from .losses import compute_class_freqs, get_weighted_loss
 from .model import build_model
@@ -233,9 +234,10 @@ def train(train_df, valid_df, image_dir, out, recipe=None, *, strategy="none", c
             initial_epoch = 0
         else:
             initial_epoch = state["epoch"] + 1
-            print(f"resuming after epoch {state['epoch']} from {run.folder}: learning rate "
-                  f"{float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)):.3g}, "
-                  f"optimizer step {int(model.optimizer.iterations)}")
+            rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+            print(_("resuming after epoch {epoch} from {folder}: learning rate {rate}, optimizer step {step}").format(
+                epoch=state["epoch"], folder=run.folder, rate=number(rate, "3g"),
+                step=int(model.optimizer.iterations)))
 
     # Order matters. The average weights go in first and the validation metrics follow, so that
     # the others see both; RunState, last, restores the others after they reset themselves,
@@ -253,7 +255,8 @@ def train(train_df, valid_df, image_dir, out, recipe=None, *, strategy="none", c
                 f"The best model so far is intact in {run.best_path}; {os.path.join(out, 'model.keras')} was "
                 "not written. Lower the learning rate (--lr) or check the input.")
     else:
-        print(f"nothing to do: {initial_epoch} of {recipe.epochs} epochs already done in {out}")
+        print(_("nothing to do: {done} of {epochs} epochs already done in {out}").format(
+            done=initial_epoch, epochs=recipe.epochs, out=out))
     return _finish(run, out, model_fn, pre, chief)
 
 

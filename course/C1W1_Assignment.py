@@ -105,12 +105,22 @@ train_df.head()
 
 # %% [markdown]
 # Each row is an image: its file name, a 0/1 column per pathology, and the
-# patient. The 14 labels, in the order the model outputs them:
+# patient. `labels` holds the 14 pathology columns, in the order the model
+# outputs them, under the names of the NIH's table; `names` holds them as the
+# figures and tables below write them:
 
 # %%
 labels = util.LABELS
 names = [util.label_name(label) for label in labels]  # for figures and tables
-print(labels)
+print(names)
+
+# %% [markdown]
+# **The word "class".** You will meet it in three senses. Each of the 14
+# pathologies is a class: the model has one output per class. Within one
+# pathology, the two values of its label, positive (1) and negative (0), are
+# also called classes, as in "class imbalance" below. And in code, a class is
+# a Python type, such as the `Preprocessing` class of `chestxray`. The
+# context always tells which one is meant.
 
 # %% [markdown]
 # ### 2.2 Preventing data leakage
@@ -184,14 +194,20 @@ print(f"leakage between valid and test: {check_for_leakage(valid_df, test_df, 'P
 # The model needs every image at the same size, as numbers of a similar scale.
 # `util.get_train_generator` and `util.get_test_and_valid_generator` build the
 # input pipeline on `tf.data`: they read and decode the PNG files on all cores,
-# resize them to `IMAGE_SIZE` pixels, normalise them, and repeat the single gray
-# channel three times, because DenseNet121 was designed for colour images.
+# resize them to `IMAGE_SIZE` pixels, standardise them, and repeat the single
+# gray channel three times, because DenseNet121 was designed for colour images.
 #
-# - Training images are normalised each by its own mean and standard deviation.
-# - Validation and test images are normalised with the mean and standard
+# - Training images are standardised each by its own mean and standard deviation.
+# - Validation and test images are standardised with the mean and standard
 #   deviation of a sample of 100 *training* images. In use, the model sees one
 #   image at a time: nothing about the test set may be learned from it, and
 #   batch statistics of test images are not available.
+#
+# The training generator can also apply **data augmentation**: it changes each
+# training image at random every epoch (`horizontal_flip=True` mirrors half of
+# them), so that the model sees more variety than the images themselves hold
+# and learns less of their accidents. Validation and test images are never
+# augmented: they measure the model on images as they are.
 
 # %%
 train_generator = util.get_train_generator(train_df, IMAGE_DIR, "Image", labels, batch_size=BATCH_SIZE,
@@ -210,7 +226,7 @@ plt.imshow(x[0, :, :, 0], cmap="gray")
 plt.title(", ".join(name for name, value in zip(names, y[0]) if value) or "No Finding")
 plt.axis("off")
 plt.show()
-print(f"mean {x[0].mean():.3f}, standard deviation {x[0].std():.3f}, shape {x.shape}")
+print(f"mean {util.number(x[0].mean())}, standard deviation {util.number(x[0].std())}, shape {x.shape}")
 
 # %% [markdown]
 # ## 3. Model development
@@ -221,18 +237,29 @@ print(f"mean {x[0].mean():.3f}, standard deviation {x[0].std():.3f}, shape {x.sh
 # images with each label:
 
 # %%
+shares = pd.Series(np.mean(train_generator.labels, axis=0), index=names)
 plt.figure(figsize=(10, 4))
-sns.barplot(x=names, y=np.mean(train_generator.labels, axis=0), color="steelblue")
+sns.barplot(x=shares.index, y=shares.to_numpy(), color="steelblue")
 plt.xticks(rotation=90)
 plt.ylabel("share of training images")
 plt.show()
+rarest, commonest = shares.idxmin(), shares.idxmax()
+print(f"Rarest: {rarest}, in {util.number(100 * shares[rarest], 1)}% of the training images. "
+      f"Most common: {commonest}, in {util.number(100 * shares[commonest], 1)}%.")
+print(f"{(shares < 0.1).sum()} of the {len(shares)} pathologies are present in fewer than 10% of the images.")
+
+# %% [markdown]
+# How common a finding is varies a lot from one pathology to another, and
+# every one of them is absent from most images: the positive cases are the
+# minority class of every label. (The course's images hold more positives than
+# the full data set, where most images have no finding at all.)
 
 # %% [markdown]
 # With the ordinary binary cross-entropy, a rare label's many negative examples
 # outweigh its few positive ones: the model lowers its loss most by predicting
 # "absent" for it almost always. For each class, the loss of an example is
 #
-# $$\mathcal{L}_{cross-entropy}(x) = -\big(y \log f(x) + (1-y) \log(1-f(x))\big),$$
+# $$\mathcal{L}_{\text{cross-entropy}}(x) = -\big(y \log f(x) + (1-y) \log(1-f(x))\big),$$
 #
 # where $f(x)$ is the model's probability and $y$ the label. Summed over a data
 # set, the positives of a class contribute $freq_{p} \times$ their mean loss and
@@ -385,9 +412,17 @@ get_weighted_loss_test(get_weighted_loss, epsilon)
 # 1. a `GlobalAveragePooling2D` layer, which averages each feature map into one number;
 # 2. a `Dense` layer with a sigmoid per label, which gives the 14 probabilities.
 #
-# The ImageNet weights come from `MODEL_DIR/densenet.hdf5` when it is there
-# (see `models/nih/README.md`); otherwise the network starts from random
-# weights, and a short training run will learn little.
+# Starting from weights learned on another task and training them further on
+# ours is **transfer learning**: the edges, textures and shapes a network
+# learns from ImageNet's million photographs are a better start for X-rays
+# than random numbers, and the CheXNet and CheXNeXt models started there.
+# This module ships no ImageNet weights: Keras downloads them from the
+# internet (`weights="imagenet"`), which the machines this course was built on
+# cannot reach. So the base starts from random weights unless you put the
+# file `densenet.hdf5` in `MODEL_DIR` (`models/nih/README.md` says how to make
+# it). The model the course ships started from random weights too, which is
+# one reason it is far weaker than the published ones; a short training run
+# from random weights learns little.
 
 # %%
 base_weights = os.path.join(MODEL_DIR, "densenet.hdf5")
@@ -400,15 +435,28 @@ print(f"{model.count_params():,} parameters")
 # %% [markdown]
 # ## 4. Training
 #
-# A first, short run: a few batches, to see the loss go down. `model.fit`
-# takes the generators directly.
+# A first, short run: a few batches. `model.fit` takes the generators
+# directly; a callback records the training loss after each batch (Keras
+# reports the mean over the batches of the epoch so far), and we plot it.
 
 # %%
+batch_losses = []
+record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batch_losses.append(logs["loss"]))
 history = model.fit(train_generator, validation_data=valid_generator, steps_per_epoch=SHORT_RUN_STEPS,
-                    validation_steps=2, epochs=1, verbose=2)
+                    validation_steps=2, epochs=1, verbose=2, callbacks=[record])
+plt.plot(range(1, len(batch_losses) + 1), batch_losses, marker="o")
+plt.xlabel("batch")
+plt.ylabel("training loss (mean so far)")
+plt.title("Training loss curve")
+plt.show()
 
 # %% [markdown]
-# ### 4.1 Training on the larger data set, with callbacks
+# A handful of batches from random weights is too little to see a trend: the
+# curve may go down or not. The next run trains for whole epochs and keeps the
+# loss of each one.
+
+# %% [markdown]
+# ### 4.1 Training with callbacks (by default, one epoch on the same images)
 #
 # A real training run watches the validation loss and reacts to it. Keras
 # callbacks run at the end of every epoch:
@@ -428,18 +476,20 @@ history = model.fit(train_generator, validation_data=valid_generator, steps_per_
 # writes every file whole, so that a run stopped at any moment resumes where it
 # was. On two CPU cores an epoch over our training images takes several minutes;
 # on the full data set, train on a GPU (see the README). It writes
-# `model.keras`, the loss curves and `preprocessing.json` into `RUN_DIR`.
+# `model.keras`, the loss curves and `preprocessing.json` into `RUN_DIR`. With
+# the default `EPOCHS = 1` it is one epoch over the same training images as
+# above, from a fresh model; raise `EPOCHS` for a real run.
 
 # %%
 model = training.train(train_df, valid_df, IMAGE_DIR, RUN_DIR, epochs=EPOCHS, batch_size=BATCH_SIZE,
                        image_size=IMAGE_SIZE, weights=base_weights, verbose=2)
-pd.read_csv(os.path.join(RUN_DIR, "history.csv"))
+util.table(pd.read_csv(os.path.join(RUN_DIR, "history.csv")).set_index("epoch"), digits=4)
 
 # %% [markdown]
 # One epoch on a few hundred images cannot make a good model. The course ships
 # one made by the same `train` function on the same training images, with a
-# longer recipe (more epochs, augmented images, a learning-rate schedule, an
-# average of the weights): `models/nih/model.weights.h5`. Its card,
+# longer recipe (more epochs, data augmentation, a learning-rate schedule, an
+# average of the weights): `models/nih/model.weights.h5`. Its model card,
 # `models/nih/README.md`, says how it was trained and how good it is.
 #
 # ### 4.2 Preprocessing: evaluate a model the way it was trained
@@ -490,8 +540,8 @@ auc_rocs = util.get_roc_curve(labels, predicted_vals, test_generator)
 
 # %%
 metrics = evaluate.metrics_table(test_generator.labels, predicted_vals, labels, n_boot=N_BOOT)
-print(f"mean AUROC on the test set: {metrics['auroc'].mean():.3f}")
-metrics[["auroc", "ci_low", "ci_high", "pr_auc", "positives", "note"]].round(3)
+print(f"mean AUROC on the test set: {util.number(metrics['auroc'].mean())}")
+util.table(metrics[["auroc", "ci_low", "ci_high", "pr_auc", "positives", "note"]])
 
 # %% [markdown]
 # Beside the published results: CheXNet (Rajpurkar et al. 2017), and the
@@ -500,6 +550,19 @@ metrics[["auroc", "ci_low", "ci_high", "pr_auc", "positives", "note"]].round(3)
 
 # %%
 evaluate.comparison_table(metrics)
+
+# %% [markdown]
+# The published models were trained on the full data set (about 100,000
+# images, from ImageNet weights), ours on 659 images from random weights. To
+# read further on how the best models were built and measured:
+#
+# - CheXNet: Rajpurkar et al., "CheXNet: Radiologist-Level Pneumonia Detection
+#   on Chest X-Rays with Deep Learning", 2017, <https://arxiv.org/abs/1711.05225>
+# - CheXpert: Irvin et al., "CheXpert: A Large Chest Radiograph Dataset with
+#   Uncertainty Labels and Expert Comparison", AAAI 2019, <https://arxiv.org/abs/1901.07031>
+# - CheXNeXt: Rajpurkar et al., "Deep learning for chest radiograph diagnosis:
+#   A retrospective comparison of the CheXNeXt algorithm to practicing
+#   radiologists", *PLOS Medicine* 2018, <https://doi.org/10.1371/journal.pmed.1002686>
 
 # %% [markdown]
 # ### 5.2 From scores to probabilities
@@ -515,9 +578,9 @@ evaluate.comparison_table(metrics)
 # %%
 probabilities = preprocessing.calibrate(predicted_vals)
 first = pd.DataFrame({"score": predicted_vals[0], "probability": probabilities[0],
-                      "present": test_generator.labels[0]}, index=names)
+                      "present": test_generator.labels[0].astype(int)}, index=names)
 print(f"{test_df['Image'][0]}: the model's score and the probability for each label")
-first.sort_values("probability", ascending=False).round(3)
+util.table(first.sort_values("probability", ascending=False))
 
 # %% [markdown]
 # Over the whole test set: the Brier score (mean squared error of the
@@ -529,7 +592,7 @@ first.sort_values("probability", ascending=False).round(3)
 compared = {"scores": predicted_vals, "probabilities": probabilities}  # the legend's and the table's names
 evaluate.reliability_figure(test_generator.labels, compared, ax=plt.figure(figsize=(5, 5)).subplots())
 plt.show()
-evaluate.calibration_table(test_generator.labels, compared).round(3)
+util.table(evaluate.calibration_table(test_generator.labels, compared))
 
 # %% [markdown]
 # ### 5.3 Visualising what the model learned with Grad-CAM
@@ -552,7 +615,7 @@ evaluate.calibration_table(test_generator.labels, compared).round(3)
 
 # %%
 labels_to_show = [labels[i] for i in np.argsort(np.nan_to_num(auc_rocs, nan=0.0))[::-1][:4]]
-print(labels_to_show)
+print([util.label_name(label) for label in labels_to_show])
 
 # %% [markdown]
 # For three of them, the test image that has the finding and that the model
@@ -578,7 +641,7 @@ for label in labels_to_show[:3]:
 
 # %%
 hits = util.pointing_game(model, preprocessing, IMAGE_DIR)
-hits.round(2)
+util.table(hits, digits=2)
 
 # %% [markdown]
 # Compare the two counts before you trust a heatmap. This model's heatmaps hit
