@@ -82,6 +82,14 @@ def bootstrap_auroc(y_true, y_score, n_boot=10000, seed=0, labels=None):
     return pd.DataFrame(rows).set_index("label")
 
 
+def _decimal_ticks(ax):
+    """Tick labels with the language's decimal mark (0,2 in Portuguese)."""
+    from matplotlib.ticker import FuncFormatter
+
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(FuncFormatter(lambda value, _position: number(value, 1)))
+
+
 def roc_figure(y_true, y_score, labels=LABELS, ax=None):
     """ROC curve per class on one axes, AUROC in the legend; returns (figure, aurocs).
 
@@ -107,6 +115,7 @@ def roc_figure(y_true, y_score, labels=LABELS, ax=None):
             ax.plot([], [], " ", label=f"{label} ({_('n/a')}: {why})")
     ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
     ax.set(xlabel=_("false positive rate"), ylabel=_("true positive rate"), title=_("ROC curves (AUROC)"))
+    _decimal_ticks(ax)
     ax.legend(loc="lower right", fontsize="small")
     return ax.figure, aurocs
 
@@ -188,6 +197,7 @@ def reliability_figure(y_true, probabilities, bins=10, ax=None):
     ax.set_xlabel(_("predicted probability"))
     ax.set_ylabel(_("observed rate"))
     ax.set_title(_("Reliability, all labels"))
+    _decimal_ticks(ax)
     ax.legend()
     return ax.figure
 

@@ -549,7 +549,7 @@ util.table(metrics[["auroc", "ci_low", "ci_high", "pr_auc", "positives", "note"]
 # Compare the intervals, not the digits: a small test set gives wide intervals.
 
 # %%
-evaluate.comparison_table(metrics)
+util.table(evaluate.comparison_table(metrics))
 
 # %% [markdown]
 # The published models were trained on the full data set (about 100,000

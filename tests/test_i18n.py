@@ -133,3 +133,168 @@ def test_grader_feedback_follows_the_notebook_language(releases, tmp_path):
     assert "- passou: um paciente em comum, exemplo do curso" in text
     english = (tmp_path / "feedback" / "student.md").read_text(encoding="utf-8")
     assert "# Feedback: student.ipynb" in english and "- passed: one shared patient" in english
+
+
+# ----------------------------------------------------------------------------
+# What a pt-BR student sees: the notebook's figures, tables, test messages and the grader's
+# feedback, rendered in both languages. Nothing English may be left in the Portuguese.
+
+# Words that read the same in both languages, or are names (of files, columns, Python types).
+NEUTRAL = {"AUROC", "PR-AUC", "Grad-CAM", "CheXNet", "CheXNeXt", "Brier", "ECE", "ROC", "bool", "array",
+           "epsilon", "Edema", "Pneumonia", "Original", "ValueError", "TypeError", "ndarray", "float",
+           "float32", "float64", "Tensor", "Timeout", "MemoryError", "UNQ_C1", "UNQ_C2", "UNQ_C3", "y_pred",
+           "patient_id", "check_for_leakage", "compute_class_freqs", "get_weighted_loss", "featurewise",
+           "samplewise", "labels", "shape", "True", "False", "y_true", "png", "aluno",
+           "raise"}  # the last two: the feedback's file name, the student's own line of code
+
+
+def _figure_texts(figure):
+    import matplotlib.text
+
+    figure.canvas.draw()  # tick labels exist once drawn
+    return [t.get_text() for t in figure.findobj(matplotlib.text.Text) if t.get_text().strip()]
+
+
+def _table_texts(frame):
+    return ([str(c) for c in frame.columns] + [str(i) for i in frame.index] + [str(frame.index.name or "")]
+            + [str(v) for v in frame.to_numpy().ravel() if isinstance(v, str)])
+
+
+def _student_view(language, nih, capsys):
+    """Every text the notebook's library calls and the grader show a student, in `language`."""
+    import io
+    from contextlib import redirect_stdout
+    from types import SimpleNamespace
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    import util
+    from chestxray import evaluate, exercises, grade, submissions
+    from chestxray.labels import LABELS
+    from chestxray.preprocessing import Preprocessing
+    from tests.test_explain import random_cnn
+
+    i18n.set_language(language)
+    texts, printed = [], io.StringIO()
+    rng = np.random.default_rng(0)
+    y = (rng.random((60, 14)) < 0.3).astype(float)
+    y[:, 13] = 0  # a label without positives: its notes
+    scores = np.clip(y * 0.3 + rng.random((60, 14)) * 0.7, 0, 1)
+    image_dir = os.path.join(nih, "images")
+    train = pd.read_csv(os.path.join(nih, "train.csv")).head(40)
+    pre = Preprocessing.from_training(train, image_dir, image_size=64)
+    model = random_cnn(14, 64)
+    plt.close("all")
+    with redirect_stdout(printed):
+        util.get_roc_curve(LABELS, scores, SimpleNamespace(labels=y))
+        metrics = evaluate.metrics_table(y, scores, LABELS, n_boot=50)
+        texts += _table_texts(util.table(metrics))
+        texts += _table_texts(util.table(evaluate.comparison_table(metrics)))
+        probabilities = pre.calibrate(scores)
+        compared = {"a": scores, "b": probabilities}
+        evaluate.reliability_figure(y, compared, ax=plt.figure().subplots())
+        texts += _table_texts(util.table(evaluate.calibration_table(y, compared)))
+        first = pd.DataFrame({"score": scores[0], "probability": probabilities[0], "present": y[0].astype(int)},
+                             index=[util.label_name(label) for label in LABELS])
+        texts += _table_texts(util.table(first))
+        texts += _table_texts(util.table(pd.DataFrame({"epoch": [0], "learning_rate": [1e-3], "loss": [1.4],
+                                                       "val_auroc": [0.6], "val_loss": [1.3]}).set_index("epoch")))
+        texts.append(pre.describe())
+        util.compute_gradcam(model, train["Image"][0], image_dir, train, LABELS, ["Mass", "Edema"], preprocessing=pre)
+        texts += _table_texts(util.table(util.pointing_game(model, pre, image_dir), digits=2))
+        util.show_boxes(model, pre, pd.read_csv(os.path.join(nih, "test.csv")), image_dir, count=1)
+        for number in plt.get_fignums():
+            texts += _figure_texts(plt.figure(number))
+        plt.close("all")
+
+        def raises(*args):
+            raise ValueError("x")
+
+        public_tests.check_for_leakage_test(raises)
+        public_tests.compute_class_freqs_test(lambda labels: (np.mean(labels, axis=1), 1 - np.mean(labels, axis=1)))
+        public_tests.get_weighted_loss_test(lambda pos, neg, epsilon: lambda y, p: np.mean(p, axis=1), 1)
+    texts.append(printed.getvalue())
+    capsys.readouterr()
+
+    # The grader's feedback, from its own verdicts: wrong values, a raise, a stop, a too-large answer,
+    # a missing cell, an unreadable notebook and a note.
+    cases = exercises.with_answers("UNQ_C2", exercises.PUBLIC["UNQ_C2"])
+    answers = [{"output": exercises.plain((np.zeros(2), np.ones(2)))},
+               {"raised": {"type": "ValueError", "message": "x", "line": 3, "code": "N = 5"}},
+               {"output": {"type": "large", "python_type": "ndarray", "shape": [200, 200]}}, {}]
+    answers[3] = grade._reply({"stopped": "timeout"}, "case", {"timeout": 6, "memory_mb": 256})
+    rows = grade.verdicts("UNQ_C2", {"defined": True, "notes": []}, answers, cases)
+    results = {"UNQ_C1": {"score": 0, "public": [], "hidden": [],
+                          "missing": ("no cell marked {key} ({function})", {"key": "UNQ_C1", "function": "x"})},
+               "UNQ_C2": {"score": 0, "public": rows, "hidden": rows[:1]}}
+    problem = submissions.Unreadable("not graded: larger than {mb} MB", mb=32).message
+    note = ("{count} cells are marked {key} (cells {cells}): graded cell {cell}, the last that defines "
+            "{function} and is not the untouched template",
+            {"count": 2, "key": "UNQ_C2", "cells": "3, 4", "cell": 4, "function": "compute_class_freqs"})
+    texts.append(grade.feedback("aluno.ipynb", results, problem, language, [note]))
+    i18n.set_language("en")
+    return texts
+
+
+def _words(texts):
+    return {word for text in texts for word in re.findall(r"[A-Za-zÀ-ÿ_][A-Za-z0-9À-ÿ_'-]{2,}", text)}
+
+
+def test_what_a_portuguese_student_sees_is_portuguese(nih, capsys):
+    english, portuguese = _student_view("en", nih, capsys), _student_view("pt-BR", nih, capsys)
+    assert len(english) == len(portuguese) > 100
+    entries = i18n.read_po(i18n.catalog_paths("pt-BR")[0])
+    shown = "\n".join(portuguese)
+    # No English message of the catalog, in whole words (the literal parts around its {placeholders}).
+    leftovers = []
+    for msgid, msgstr in entries.items():
+        if not msgid or msgid == msgstr:
+            continue
+        for part in re.split(r"\{\w+\}", msgid):
+            part = part.strip(" :,.()«»")
+            if len(part) >= 4 and re.search(r"[a-z]{3}", part) and part not in msgstr:
+                if re.search(rf"(?<![\wÀ-ÿ]){re.escape(part)}(?![\wÀ-ÿ])", shown):
+                    leftovers.append(part)
+    assert not leftovers, f"English messages in what a pt-BR student sees: {sorted(set(leftovers))}"
+    # No English word the English view shows that is no Portuguese word: text written outside the catalog.
+    vocabulary = _words(entries.values()) | NEUTRAL
+    stray = (_words(english) & _words(portuguese)) - vocabulary
+    stray = {w for w in stray if not re.fullmatch(r"[\w-]*\d[\w.-]*", w)}  # file names, ids
+    assert not stray, f"English words in what a pt-BR student sees: {sorted(stray)}"
+    # Numbers with the decimal comma in tables, figures and the loss test's prose.
+    decimal_points = [t for t in portuguese if "array" not in t and "[" not in t  # numpy's own printing aside
+                      and re.search(r"(?<![\w.])(0\.\d+|\d+\.\d{1,2})(?![\w.])", t)]  # not 22.400
+    assert "L(y_pred_1) = -0,4956203" in shown and re.search(r"0,\d{3}", shown) and not decimal_points, decimal_points
+
+
+def test_the_portuguese_notebook_code_says_nothing_in_english(releases):
+    """The strings of every code cell (prints, titles, column names) are translated, or are names."""
+    import ast
+
+    _, built = releases
+
+    def strings(source):
+        found = []
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.append(node.value)
+        return found
+
+    english, portuguese = built["en"][1], built["pt-BR"][1]
+    same = []
+    for a, b in zip(english.cells, portuguese.cells):
+        if a.cell_type == "code":
+            same += [text for text in set(strings(a.source)) & set(strings(b.source))
+                     if {w for w in re.findall(r"[A-Za-z][A-Za-z0-9_]+", text) if len(w) > 2} - NEUTRAL - DATA_NAMES]
+    assert not same, f"English strings left in the pt-BR notebook's code: {same}"
+
+
+# Names in the data and the code, the same in every language.
+DATA_NAMES = {"Image", "PatientId", "csv", "train", "valid", "test", "data", "nih", "images", "models", "runs",
+              "course", "model", "weights", "keras", "hdf5", "densenet", "history", "gray", "steelblue", "off",
+              "TF_CPP_MIN_LOG_LEVEL", "loss", "auroc", "ci_low", "ci_high", "pr_auc", "positives", "note", "score",
+              "probability", "present", "epoch", "float32", "float"}

@@ -73,13 +73,14 @@ def test_solution_notebook_runs_headless_on_real_images(built, nih, tmp_path):
     assert text.count("All tests passed.") == 3 and "tests failed" not in text
     assert text.count(": False") >= 3 and "leakage between train and valid: False" in text
     assert "L(y_pred_1) = -0.4956203" in text and "Pos Freqs: [0.8 0.4 0.8]" in text
-    assert "(420, 14)" in text and "CheXNet 2017" in text
+    assert "(420, 14)" in text and "CheXNet 2017" in text and "Rarest: Hernia, in 1.2% of the training images" in text
     assert "evaluating models/nih/model.weights.h5" in text
     mean_auroc = float(re.search(r"mean AUROC on the test set: ([0-9.]+)", text).group(1))
     assert mean_auroc >= SHIPPED_MODEL_FLOOR, f"the shipped model's mean test AUROC fell to {mean_auroc:.3f}"
     figures = sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
-    # a batch image, 3 bar plots, the ROC curves, the reliability diagram, 3 Grad-CAM figures and 3 boxed ones
-    assert figures == 12, figures
+    # a batch image, 3 bar plots, the training-loss curve, the ROC curves, the reliability diagram,
+    # 3 Grad-CAM figures and 3 boxed ones
+    assert figures == 13, figures
     hits = re.search(r"falls in the box for (\d+) of (\d+) boxes; a heatmap fixed at the image centre, for (\d+)", text)
     assert hits and int(hits.group(2)) == 40, "the pointing game did not run on the 40 boxes"
     assert not any(output.get("output_type") == "error" for cell in notebook.cells for output in cell.get("outputs", []))
