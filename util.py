@@ -4,13 +4,21 @@ The notebook imports from here so that its cells stay short; everything is
 implemented (and tested) in `chestxray`.
 """
 
+import logging
 import os
+import warnings
 from dataclasses import replace
 
 from chestxray.data import get_test_and_valid_generator, get_train_generator  # noqa: F401
 from chestxray.i18n import _, label_name, number, set_language, table  # noqa: F401
 from chestxray.labels import LABELS  # noqa: F401
 from chestxray.splits import check_for_leakage  # noqa: F401
+
+# Two messages that would only confuse a student: Keras's note that `fit` does not shuffle a
+# tf.data pipeline (ours shuffles itself, every epoch), and TensorFlow's notes on re-tracing
+# Grad-CAM's gradient function for each new set of classes (about speed, not results).
+warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def load_trained_model(path, train_df=None, image_dir=None):

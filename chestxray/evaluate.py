@@ -76,7 +76,7 @@ def bootstrap_auroc(y_true, y_score, n_boot=10000, seed=0, labels=None):
             if used.size:
                 row["ci_low"], row["ci_high"] = np.percentile(used, [2.5, 97.5])
             if used.size < n_boot:
-                row["note"] = _("{count} replicate(s) with one kind of case left out of the CI").format(
+                row["note"] = _("{count} one-class replicates left out of the CI").format(
                     count=n_boot - used.size)
         rows.append(row)
     return pd.DataFrame(rows).set_index("label")

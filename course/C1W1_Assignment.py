@@ -430,7 +430,7 @@ base_weights = base_weights if os.path.exists(base_weights) else None
 print(f"DenseNet121 base weights: {base_weights or 'random (no densenet.hdf5 found)'}")
 model = build_model(len(labels), weights=base_weights, image_size=IMAGE_SIZE)
 model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=get_weighted_loss(pos_weights, neg_weights))
-print(f"{model.count_params():,} parameters")
+print(f"{util.number(model.count_params(), 0)} parameters")
 
 # %% [markdown]
 # ## 4. Training

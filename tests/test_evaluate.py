@@ -61,7 +61,7 @@ def test_classes_with_one_kind_of_case():
     assert np.isnan(table.loc["all", "ci_low"]) and table.loc["all", "note"] == "no negative cases"
     one = table.loc["one"]
     assert np.isfinite(one["auroc"]) and 0 < one["boot_used"] < 500
-    assert one["note"] == f"{500 - one['boot_used']} replicate(s) with one kind of case left out of the CI"
+    assert one["note"] == f"{500 - one['boot_used']} one-class replicates left out of the CI"
 
 
 def test_shape_errors():
