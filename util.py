@@ -79,7 +79,8 @@ def compute_gradcam(model, img, image_dir, df, labels, selected_labels, layer_na
 
 def _boxes(image_dir, frame=None):
     """The radiologists' boxes whose image is in `image_dir` (and in `frame`, when given)."""
-    from chestxray.metadata import DATA_DIR, read_bboxes
+    from chestxray.metadata import read_bboxes
+    from chestxray.paths import DATA_DIR
 
     boxes = read_bboxes(os.path.join(DATA_DIR, "BBox_List_2017.csv.gz"))
     names = set(os.listdir(image_dir)) & (set(frame["Image"]) if frame is not None else set(boxes["Image"]))

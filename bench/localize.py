@@ -29,7 +29,8 @@ sys.path.insert(0, ROOT)
 import pandas as pd  # noqa: E402
 
 from chestxray.explain import Cam, localize  # noqa: E402
-from chestxray.metadata import DATA_DIR, read_bboxes  # noqa: E402
+from chestxray.metadata import read_bboxes  # noqa: E402
+from chestxray.paths import DATA_DIR  # noqa: E402
 from chestxray.model import build_model, load_model  # noqa: E402
 from chestxray.preprocessing import Preprocessing  # noqa: E402
 

@@ -27,7 +27,7 @@ from tf_keras.preprocessing.image import ImageDataGenerator  # noqa: E402
 
 from chestxray.data import get_train_generator  # noqa: E402
 from chestxray.labels import LABELS  # noqa: E402
-from chestxray.metadata import nih_dir  # noqa: E402
+from chestxray.paths import nih_dir  # noqa: E402
 
 
 def frame(names):

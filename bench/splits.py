@@ -17,7 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from chestxray.metadata import nih_dir, read_nih_metadata  # noqa: E402
+from chestxray.metadata import read_nih_metadata  # noqa: E402
+from chestxray.paths import nih_dir  # noqa: E402
 from chestxray.splits import group_shuffle_split, max_prevalence_gap, stratified_patient_split  # noqa: E402
 
 

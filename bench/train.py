@@ -25,7 +25,8 @@ import tensorflow as tf  # noqa: E402
 from chestxray.data import OPTIONS, get_train_generator  # noqa: E402
 from chestxray.labels import LABELS  # noqa: E402
 from chestxray.losses import compute_class_freqs, get_weighted_loss  # noqa: E402
-from chestxray.metadata import nih_dir, read_nih_metadata  # noqa: E402
+from chestxray.metadata import read_nih_metadata  # noqa: E402
+from chestxray.paths import nih_dir  # noqa: E402
 from chestxray.model import build_model  # noqa: E402
 
 

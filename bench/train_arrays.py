@@ -37,7 +37,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from chestxray.labels import LABELS  # noqa: E402
-from chestxray.preprocessing import EPSILON, Preprocessing  # noqa: E402
+from chestxray.pixels import standardize  # noqa: E402
+from chestxray.preprocessing import Preprocessing  # noqa: E402
 from chestxray.recipe import Recipe  # noqa: E402
 
 
@@ -106,7 +107,7 @@ def training_model(base, pre, augmentation, seed):
         raise ValueError("this script trains featurewise only (preprocessing.json says samplewise)")
     inputs = keras.Input(tuple(base.inputs[0].shape[1:3]) + (1,), name="gray")
     x = augmentation.layer(seed)(keras.ops.cast(inputs, "float32"))
-    x = (x - mean) / (std + EPSILON)
+    x = standardize(x, mean, std)
     x = keras.ops.concatenate([x, x, x], axis=-1)
     return keras.Model(inputs, base(x))
 
@@ -115,7 +116,7 @@ def fit(args):
     import keras
 
     from chestxray.augment import Augmentation
-    from chestxray.evaluate import mean_auroc
+    from chestxray.evaluate import ValidationMetrics
     from chestxray.losses import compute_class_freqs, get_weighted_loss
     from chestxray.model import build_model
 
@@ -161,18 +162,15 @@ def fit(args):
         return recipe.lr * 0.5 * (1 + np.cos(np.pi * (epoch - 1) / (plan["epochs"] - 1)))
 
     class Validate(keras.callbacks.Callback):
-        """The epoch's learning rate; after the EMA swap: val_loss, val_auroc, the best epoch's
-        base weights kept; after epoch 1 (compiled), the number of epochs fitted to the deadline."""
+        """The epoch's learning rate; after the EMA swap and `ValidationMetrics`: the history, the
+        best epoch's base weights kept; after epoch 1 (compiled), the epochs fitted to the deadline."""
 
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.time()
             model.optimizer.learning_rate = rate(epoch)
 
         def on_epoch_end(self, epoch, logs=None):
-            scores = model.predict(x_valid, batch_size=len(x_valid), verbose=0)
-            row = {"epoch": epoch, "loss": logs["loss"], "val_loss": float(loss(y_valid, scores)),
-                   "val_auroc": mean_auroc(y_valid, scores),
-                   "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+            row = {"epoch": epoch, **{k: logs[k] for k in ("loss", "val_loss", "val_auroc", "learning_rate")},
                    "seconds": time.time() - self.started}
             history.append(row)
             pd.DataFrame(history).to_csv(os.path.join(args.out, "history.csv"), index=False)
@@ -188,7 +186,8 @@ def fit(args):
             if epoch + 1 >= plan["epochs"] or (args.deadline and time.time() > args.deadline):
                 self.model.stop_training = True
 
-    callbacks = ([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if recipe.ema else []) + [Validate()]
+    callbacks = ([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if recipe.ema else []) + [
+        ValidationMetrics(x_valid, loss, y_valid), Validate()]
     model.fit(batches, epochs=recipe.epochs, callbacks=callbacks, verbose=0)
     summary = {"best_epoch": best["epoch"], "best_val_auroc": best["val_auroc"], "epochs_done": len(history),
                "epochs_planned": plan["epochs"], "epochs_max": recipe.epochs, "seconds": time.time() - began,

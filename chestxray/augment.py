@@ -4,12 +4,20 @@ Each image gets its own random key (one draw of `tf.data.Dataset.random` per
 image, new every epoch), and every change is a stateless function of that key:
 the same seed gives the same epochs, in any number of parallel calls.
 Applied to the gray image on its 0..255 scale, before standardisation.
-`Augmentation.layer` makes the same changes as a Keras layer, in `keras.ops`,
-for training from arrays on a backend without tf.data (JAX on a GPU).
+The changes are written once, in `keras.ops`: the tf.data pipeline makes them, and
+`Augmentation.layer` makes them as a Keras layer for training from arrays on a backend
+without tf.data (JAX on a GPU).
 """
 
 import math
 from dataclasses import asdict, dataclass
+
+
+# An image's random numbers, each uniform in [-1, 1]: what each change draws.
+DRAWS = ("angle", "zoom", "shift_x", "shift_y", "flip", "contrast", "brightness")
+PRESETS = {"none": {"flip": False}, "flip": {"flip": True},
+           "standard": {"flip": True, "rotation": 10.0, "shift": 0.08, "zoom": 0.10, "contrast": 0.10},
+           "strong": {"flip": True, "rotation": 15.0, "shift": 0.10, "zoom": 0.15, "contrast": 0.20}}
 
 
 @dataclass(frozen=True)
@@ -29,13 +37,11 @@ class Augmentation:
 
     @classmethod
     def named(cls, name):
-        """'none', 'flip' (the course's horizontal flip), 'standard' (all of them, moderately) or 'strong'."""
-        presets = {"none": cls(flip=False), "flip": cls(),
-                   "standard": cls(flip=True, rotation=10.0, shift=0.08, zoom=0.10, contrast=0.10),
-                   "strong": cls(flip=True, rotation=15.0, shift=0.10, zoom=0.15, contrast=0.20)}
-        if name not in presets:
-            raise ValueError(f"unknown augmentation {name!r}: use one of {sorted(presets)}")
-        return presets[name]
+        """A preset (PRESETS): 'none', 'flip' (the course's horizontal flip), 'standard' (all of
+        them, moderately) or 'strong'."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown augmentation {name!r}: use one of {', '.join(PRESETS)}")
+        return cls(**PRESETS[name])
 
     def to_dict(self):
         return asdict(self)
@@ -47,49 +53,38 @@ class Augmentation:
         """`image` (height, width, 1) float; `key` an int64 scalar: the changed image (tf.data)."""
         import tensorflow as tf  # here, so that reading settings does not load TensorFlow
 
-        return self.apply(image, tf.random.stateless_uniform([7], tf.stack([key, tf.constant(7, tf.int64)]), -1.0, 1.0))
+        seed = tf.stack([key, tf.constant(len(DRAWS), tf.int64)])  # any constant second word; this one, always
+        return self.apply(image, tf.random.stateless_uniform([len(DRAWS)], seed, -1.0, 1.0))
 
     def apply(self, image, u):
-        """The changes that the draws `u` (7 numbers in [-1, 1]) say, to one image (TensorFlow)."""
-        import tensorflow as tf
-
-        if self.rotation or self.shift or self.zoom:
-            height, width = image.shape[0], image.shape[1]
-            image = tf.raw_ops.ImageProjectiveTransformV3(
-                images=image[None], transforms=self.transforms(u, height, width, tf)[None],
-                output_shape=tf.constant([height, width]), fill_value=0.0, interpolation="BILINEAR",
-                fill_mode="NEAREST")[0]
-        if self.flip:
-            image = tf.where(u[4] > 0, tf.image.flip_left_right(image), image)
-        if self.contrast:
-            mean = tf.reduce_mean(image)
-            image = (image - mean) * (1 + self.contrast * u[5]) + mean * (1 + self.contrast * u[6])
-        return image
+        """The changes that the draws `u` (DRAWS, each in [-1, 1]) say, to one image."""
+        return self.apply_batch(image[None], u[None])[0]
 
     def apply_batch(self, images, u):
-        """The same as `apply`, on a batch (batch, height, width, 1) with draws `u` (batch, 7),
-        in `keras.ops`: for any Keras backend (JAX on a GPU: `layer`)."""
+        """The changes to a batch (batch, height, width, 1), with draws `u` (batch, DRAWS), in
+        `keras.ops`: the tf.data pipeline (one image at a time) and the Keras layer of any
+        backend (JAX on a GPU: `layer`) make them with this one function."""
         from keras import ops
 
+        draw = {name: u[:, i][:, None, None, None] for i, name in enumerate(DRAWS)}  # (batch, 1, 1, 1) each
         if self.rotation or self.shift or self.zoom:
             transforms = self.transforms(u, images.shape[1], images.shape[2], ops)
             images = ops.image.affine_transform(images, transforms, "bilinear", fill_mode="nearest")
-        per_image = (slice(None), None, None, None)  # (batch,) -> (batch, 1, 1, 1)
         if self.flip:
-            images = ops.where(u[:, 4][per_image] > 0, ops.flip(images, axis=2), images)
+            images = ops.where(draw["flip"] > 0, ops.flip(images, axis=2), images)
         if self.contrast:
             mean = ops.mean(images, axis=(1, 2, 3), keepdims=True)
-            images = ((images - mean) * (1 + self.contrast * u[:, 5][per_image])
-                      + mean * (1 + self.contrast * u[:, 6][per_image]))
+            images = (images - mean) * (1 + self.contrast * draw["contrast"]) + mean * (1 + self.contrast * draw["brightness"])
         return images
 
     def transforms(self, u, height, width, xp):
-        """Rotation about the centre, zoom and shift for draws `u` (..., 7) as projective
+        """Rotation about the centre, zoom and shift for draws `u` (..., DRAWS) as projective
         transforms (..., 8) that map each output pixel to where it is read in the input.
         `xp`: `tensorflow` or `keras.ops` (anything with cos, sin and stack)."""
-        angle = u[..., 0] * (self.rotation * math.pi / 180)
-        scale = 1.0 + u[..., 1] * self.zoom
-        dx, dy = u[..., 2] * (self.shift * width), u[..., 3] * (self.shift * height)
+        angle, zoom, shift_x, shift_y = (u[..., DRAWS.index(name)] for name in ("angle", "zoom", "shift_x", "shift_y"))
+        angle = angle * (self.rotation * math.pi / 180)
+        scale = 1.0 + zoom * self.zoom
+        dx, dy = shift_x * (self.shift * width), shift_y * (self.shift * height)
         cos, sin = xp.cos(angle) / scale, xp.sin(angle) / scale
         cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
         zero = angle * 0.0
@@ -111,7 +106,7 @@ class Augmentation:
             def call(self, images, training=False):
                 if not training or not augmentation:
                     return images
-                u = keras.random.uniform((keras.ops.shape(images)[0], 7), -1.0, 1.0, seed=self.seed_generator)
+                u = keras.random.uniform((keras.ops.shape(images)[0], len(DRAWS)), -1.0, 1.0, seed=self.seed_generator)
                 return augmentation.apply_batch(images, u)
 
         return RandomAugmentation(name="augmentation")

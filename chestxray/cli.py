@@ -1,13 +1,14 @@
 """`python -m chestxray COMMAND`: argument parsing only; the work is in the modules."""
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
 
 import numpy as np
 
-from .demo import SHIPPED_MODEL  # trained by `train` (models/nih/README.md)
+from .paths import COURSE_SOURCE, SHIPPED_MODEL
 from .errors import UserError
 
 
@@ -60,8 +61,6 @@ def cmd_demo(args):
 
 
 def cmd_train(args):
-    import dataclasses
-
     import pandas as pd
 
     from .recipe import Recipe
@@ -269,38 +268,14 @@ def _model_arguments(p, model_default=None):
 
 
 def _recipe_arguments(p):
-    """One option per field of `train.Recipe`, with its default."""
+    """One option per field of `Recipe`, with its type, choices, default and help."""
     from .recipe import Recipe
 
-    d = Recipe()
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size,
-                   help="per device; the global batch is this times the devices")
-    p.add_argument("--lr", type=float, default=d.lr, help="(peak) learning rate")
-    p.add_argument("--image-size", type=int, default=d.image_size)
-    p.add_argument("--weights", default=d.weights,
-                   help="base weights: none (default), imagenet (downloads, needs internet) or a .h5/.weights.h5 file")
-    p.add_argument("--standardize", choices=["featurewise", "samplewise"], default=d.standardize,
-                   help="how images are standardised, in training and evaluation alike (default %(default)s)")
-    p.add_argument("--augment", choices=["none", "flip", "standard", "strong"], default=d.augment,
-                   help="flip: horizontal flips; standard: flips, rotation, shift, zoom, contrast; "
-                        "strong: the same, more (default %(default)s)")
-    p.add_argument("--schedule", choices=["plateau", "cosine"], default=d.schedule,
-                   help="plateau: cut the rate when the monitored value stalls; cosine: warm-up, then cosine decay")
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="cosine: epochs of linear warm-up")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="> 0: AdamW with this decay")
-    p.add_argument("--ema", type=float, default=d.ema,
-                   help="> 0: validate, checkpoint and keep the weights' moving average with this momentum, e.g. 0.99")
-    p.add_argument("--monitor", choices=["val_loss", "val_auroc"], default=d.monitor,
-                   help="what picks the best epoch and stops early (default %(default)s)")
-    p.add_argument("--lr-patience", type=int, default=d.lr_patience,
-                   help="plateau: epochs without progress before the rate drops")
-    p.add_argument("--lr-factor", type=float, default=d.lr_factor)
-    p.add_argument("--lr-min-delta", type=float, default=d.lr_min_delta, help="smallest change that counts as progress")
-    p.add_argument("--stop-patience", type=int, default=d.stop_patience, help="epochs without progress before stopping")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--sample-size", type=int, default=d.sample_size,
-                   help="training images whose mean and std standardise featurewise")
+    for f in dataclasses.fields(Recipe):
+        kind = f.type if f.type in (int, float) else None
+        help = f.metadata["help"] + (" (default %(default)s)" if f.metadata["help"] else "")
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, choices=f.metadata["choices"], default=f.default,
+                       help=help or None)
 
 
 def _data_commands(sub):
@@ -310,7 +285,7 @@ def _data_commands(sub):
     p.add_argument("--images", help="keep only the images present in this folder")
     p.add_argument("--out", required=True, help="folder for train.csv, valid.csv, test.csv")
     share = p.add_mutually_exclusive_group()
-    share.add_argument("--sizes", type=lambda t: _numbers(t, int), help="images per split, e.g. 875,109,420")
+    share.add_argument("--sizes", type=lambda t: _numbers(t, int), help="images per split, e.g. 659,109,420 (the course's)")
     share.add_argument("--fractions", type=lambda t: _numbers(t, float), help="share of images, e.g. 0.7,0.1,0.2")
     p.add_argument("--views", help="keep only these View Position values, e.g. PA or PA,AP")
     p.add_argument("--seed", type=int, default=0)
@@ -397,7 +372,7 @@ def _model_commands(sub):
 def _course_commands(sub):
     """notebook, grade, demo: the course module and the main job."""
     p = sub.add_parser("notebook", help="build the student and solution notebooks from the course source")
-    p.add_argument("--source", default=os.path.join("course", "C1W1_Assignment.py"))
+    p.add_argument("--source", default=COURSE_SOURCE)
     p.add_argument("--lang", choices=["en", "pt-BR"], default="en",
                    help="the release's language (pt-BR: from course/C1W1_Assignment.pt-BR.txt)")
     p.add_argument("--student", help="default: C1W1_Assignment.ipynb (C1W1_Assignment.pt-BR.ipynb for pt-BR)")

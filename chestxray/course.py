@@ -15,20 +15,35 @@ import textwrap
 import nbformat
 
 START, END = "### START CODE HERE", "### END CODE HERE"
-SOURCE = os.path.join("course", "C1W1_Assignment.py")
-STUDENT = "C1W1_Assignment.ipynb"
-SOLUTION = os.path.join("build", "C1W1_Assignment_solution.ipynb")
-# Other languages: the English source's cells translated, keyed by a hash of the English text.
-TRANSLATIONS = {"pt-BR": os.path.join("course", "C1W1_Assignment.pt-BR.txt")}
+from .paths import COURSE_HELPERS, TRANSLATIONS, release_paths
+from .paths import COURSE_SOURCE as SOURCE
+
+STUDENT, SOLUTION = release_paths("en")
+# Other languages (TRANSLATIONS): the English source's cells translated, keyed by a hash of the English text.
 SEPARATOR = re.compile(r"^==== cell ([0-9a-f]{12}) ====$", re.M)
 
 
-def release_paths(language="en"):
-    """(student release, solution) file names of a language."""
-    if language == "en":
-        return STUDENT, SOLUTION
-    return (f"C1W1_Assignment.{language}.ipynb",
-            os.path.join("build", f"C1W1_Assignment_solution.{language}.ipynb"))
+def messages():
+    """Every message students or graders read: each `_("...")` (or `N_`) in the package and the
+    course's helpers, the exercises' case names and hints, and the 14 labels."""
+    from .exercises import PUBLIC
+    from .labels import LABELS
+    from .paths import REPO
+
+    package = os.path.join(REPO, "chestxray")
+    found = set()
+    files = [os.path.join(package, name) for name in sorted(os.listdir(package)) if name.endswith(".py")]
+    for path in files + COURSE_HELPERS:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_", "N_")
+                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                found.add(node.args[0].value)
+    for cases in PUBLIC.values():
+        found.update(text for case in cases for text in (case["name"], case["hint"]))
+    found.update(label.replace("_", " ") for label in LABELS)
+    return sorted(found)
 
 
 def cell_hash(source):

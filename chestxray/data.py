@@ -23,8 +23,8 @@ from pathlib import PurePath
 import numpy as np
 import tensorflow as tf
 
+from . import pixels
 from .augment import Augmentation
-from .preprocessing import EPSILON
 
 # Fixed parallelism, autotuning off: tf.data's autotuning thread made ending an
 # iterator (every epoch) stall for up to a second on 2 cores. Static graph rewrites
@@ -183,10 +183,10 @@ def load_file(path, size=(320, 320)):
 
 
 def standardize(image, mean=None, std=None):
-    """Subtract `mean` and divide by `std` (+ EPSILON); without them, the image's own (samplewise)."""
+    """`pixels.standardize` with `mean` and `std`; without them, the image's own (samplewise)."""
     if mean is None:
         mean, std = tf.reduce_mean(image), tf.math.reduce_std(image)
-    return (image - mean) / (std + EPSILON)
+    return pixels.standardize(image, mean, std)
 
 
 def to_rgb(images):

@@ -9,9 +9,7 @@ import os
 
 import pandas as pd
 
-from .metadata import DATA_DIR
-
-SHIPPED_MODEL = os.path.normpath(os.path.join(DATA_DIR, "..", "..", "models", "nih", "model.weights.h5"))
+from .paths import DATA_DIR, SHIPPED_MODEL
 
 
 def model_summary(model_path):
@@ -26,7 +24,7 @@ def model_summary(model_path):
         if "train_images" in data:
             text += (f", trained by `python -m chestxray train` on {len(data['train_images'])} images "
                      f"(best epoch chosen on {len(data['valid_images'])} validation images, by {recipe['monitor']})")
-        text += (f", DenseNet121 at {recipe['image_size']} px, {recipe['epochs']} epochs, "
+        text += (f", {recipe.get('backbone', 'DenseNet121')} at {recipe['image_size']} px, {recipe['epochs']} epochs, "
                  f"base weights {recipe['weights'] or 'random'}")
     card = os.path.join(folder, "README.md")
     if os.path.exists(card):

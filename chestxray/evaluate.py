@@ -7,6 +7,7 @@ percentile interval over bootstrap replicates of the test set.
 
 import os
 
+import keras
 import numpy as np
 import pandas as pd
 
@@ -44,6 +45,37 @@ def mean_auroc(y_true, y_score):
     values = [roc_auc_score(y_true[:, j], y_score[:, j]) for j in range(y_true.shape[1])
               if 0 < y_true[:, j].sum() < len(y_true)]
     return float(np.mean(values)) if values else float("nan")
+
+
+class ValidationMetrics(keras.callbacks.Callback):
+    """val_loss (the weighted loss) and val_auroc (mean AUROC over the labels that have both
+    classes) from one pass over the validation data, into the epoch's logs: `train`'s tf.data
+    batches (their `labels`), or arrays with `labels` given (bench/train_arrays.py, on JAX).
+
+    First among the callbacks, so that the checkpoint, early stopping, the learning
+    rate schedule and history.csv all see them.
+    """
+
+    def __init__(self, batches, loss, labels=None):
+        super().__init__()
+        self.labels = batches.labels if labels is None else labels
+        if hasattr(batches, "with_options"):  # tf.data: every worker of a cluster predicts it all,
+            import tensorflow as tf           # so that each computes the same metrics
+
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+            batches = batches.with_options(options)
+        self.batches, self.loss = batches, loss
+
+    def on_epoch_end(self, epoch, logs=None):
+        scores = self.model.predict(self.batches, verbose=0)
+        y = np.asarray(self.labels[:len(scores)], dtype=np.float32)  # whole batches only under multiworker
+        if not np.isfinite(scores).all():  # a diverged model: nothing to rank
+            logs["val_loss"] = logs["val_auroc"] = float("nan")
+            return
+        logs["val_loss"] = float(self.loss(y, scores))
+        logs["val_auroc"] = mean_auroc(y, scores)
+        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
 
 def bootstrap_auroc(y_true, y_score, n_boot=10000, seed=0, labels=None):

@@ -22,10 +22,9 @@ import time
 from . import exercises, submissions
 from .workers import Cgroups, SandboxUnavailable, Worker, WorkerFailed, check_sandbox, uid_base
 from .grade_summary import class_language, error_text, note_text, say, write_summary
-from .i18n import N_, translator
+from .i18n import LANGUAGES, N_, translator
+from .paths import release_paths
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RELEASES = [os.path.join(REPO, name) for name in ("C1W1_Assignment.ipynb", "C1W1_Assignment.pt-BR.ipynb")]
 def read_hidden(path):
     """The instructor's hidden cases (JSON, the public cases' format: {"UNQ_C1": [{"name", "inputs",
     "hint", optional "expected"}, ...], ...}), checked before anything is graded."""
@@ -239,7 +238,7 @@ def grade(folder, out, hidden=None, jobs=None, timeout=60, memory_mb=2048, sandb
         sys.stderr.write(f"not graded (not .ipynb): {', '.join(submissions.printable(n) for n in skipped)}\n")
     feedback_dir = feedback_dir or os.path.join(os.path.dirname(os.path.abspath(out)), "feedback")
     os.makedirs(feedback_dir, exist_ok=True)
-    templates = submissions.templates(RELEASES)
+    templates = submissions.templates([release_paths(language)[0] for language in LANGUAGES])
     subs = [submissions.read(folder, name, templates, max_mb * 2**20) for name in names]
     language = class_language(subs)  # a notebook that could not be read is answered in the class's
     for submission in subs:

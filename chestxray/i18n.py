@@ -157,29 +157,6 @@ def mo_bytes(entries):
     return header + key_table + value_table + ids + strs
 
 
-def messages(root=os.path.dirname(LOCALE_DIR)):
-    """Every message students or graders read: each `_("...")` in the package and the course
-    files beside it, the exercises' case names and hints, and the 14 labels."""
-    from .exercises import PUBLIC
-    from .labels import LABELS
-
-    found = set()
-    course = os.path.dirname(root)
-    files = [os.path.join(root, name) for name in sorted(os.listdir(root)) if name.endswith(".py")]
-    files += [os.path.join(course, name) for name in ("util.py", "public_tests.py", "test_utils.py")]
-    for path in files:
-        with open(path, encoding="utf-8") as f:
-            tree = ast.parse(f.read(), path)
-        for node in ast.walk(tree):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("_", "N_")
-                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-                found.add(node.args[0].value)
-    for cases in PUBLIC.values():
-        found.update(text for case in cases for text in (case["name"], case["hint"]))
-    found.update(label.replace("_", " ") for label in LABELS)
-    return sorted(found)
-
-
 def catalog_paths(language):
     folder = os.path.join(LOCALE_DIR, _locale(language), "LC_MESSAGES")
     return os.path.join(folder, DOMAIN + ".po"), os.path.join(folder, DOMAIN + ".mo")

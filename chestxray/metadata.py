@@ -1,7 +1,5 @@
 """NIH metadata tables -> the course frame (Image, the 14 labels, PatientId), and the box list."""
 
-import os
-
 import numpy as np
 import pandas as pd
 
@@ -79,14 +77,3 @@ def read_bboxes(path):
         raise ValueError(f"{path}: line {boxes.index[bad][0] + 2}: missing or non-positive box size")
     return boxes
 
-
-# The course's 1,188 images (320 px), the metadata table, the box list and the splits,
-# committed with the code: what the notebook, the tests and the main command use.
-DATA_DIR = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "nih"))
-
-
-def nih_dir():
-    """Where the benchmark copy of the NIH data is (the 1024 px originals in `images-1024/`):
-    $CHESTXRAY_NIH, else ../shared/data/nih beside the checkout."""
-    default = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "nih")
-    return os.path.normpath(os.environ.get("CHESTXRAY_NIH", default))

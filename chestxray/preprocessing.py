@@ -29,7 +29,6 @@ from .labels import LABELS
 
 MODES = ("featurewise", "samplewise")
 FILENAME = "preprocessing.json"
-EPSILON = 1e-6  # added to the std, as Keras' ImageDataGenerator did
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,8 @@ class Preprocessing:
     mean: float = None  # of the training sample's pixels (0..255 scale); featurewise only
     std: float = None
     prevalence: tuple = None  # per label, in the training table; None: scores are not calibrated
+    # The model's base (model.BACKBONES): every base gets these standardised, 3-channel images.
+    backbone: str = "DenseNet121"
     source: str = field(default="", compare=False)  # where these settings came from, for messages
 
     def __post_init__(self):
@@ -74,7 +75,7 @@ class Preprocessing:
         sample = min(sample_size, len(train_df))
         return cls(image_size, tuple(labels), standardize, mean, std,
                    tuple(train_df[list(labels)].to_numpy().mean(axis=0)),
-                   _("a sample of {sample} of {total} training images").format(sample=sample, total=len(train_df)))
+                   source=_("a sample of {sample} of {total} training images").format(sample=sample, total=len(train_df)))
 
     # ------------------------------------------------------------------ the file
 
@@ -114,7 +115,7 @@ class Preprocessing:
             # Runs before the mode was one setting wrote train_mode/eval_mode; evaluate as they said.
             mode = d.get("standardize") or d.get("eval_mode", "featurewise")
             return cls(int(d["image_size"]), tuple(d["labels"]), mode, d.get("mean"), d.get("std"),
-                       prevalence, path)
+                       prevalence, d.get("backbone", "DenseNet121"), path)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{path}: {type(e).__name__}: {e}") from None
 

@@ -1,47 +1,58 @@
 """The training recipe: every setting that decides what a run learns, as one value."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
-from .augment import Augmentation
+from .augment import PRESETS, Augmentation
+from .model import BACKBONES
 from .preprocessing import MODES
+
+
+def setting(default, help="", choices=None):
+    """A field of the recipe, with what the command line says of it (`train`'s options are made
+    from these)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
 class Recipe:
     """Everything that decides what a run learns (recorded in run.json).
 
-    The defaults are the course's: Adam at 1e-4, the learning rate cut by 10 when
-    val_loss stalls, horizontal flips. `models/nih/README.md` gives the recipe of
-    the shipped model.
+    The defaults are the course's: a DenseNet121, Adam at 1e-4, the learning rate cut by 10
+    when val_loss stalls, horizontal flips. `models/nih/README.md` gives the recipe of the
+    shipped model.
     """
 
-    epochs: int = 10
-    batch_size: int = 8  # per device; the global batch is this times the devices
-    lr: float = 1e-4
-    image_size: int = 320
-    weights: str = None  # base weights: None, "imagenet" or a file
-    standardize: str = "featurewise"  # the same for training and evaluation (preprocessing.py)
-    augment: str = "flip"  # an Augmentation.named preset: none, flip, standard
-    schedule: str = "plateau"  # plateau: ReduceLROnPlateau; cosine: warm-up then cosine decay to 0
-    warmup_epochs: float = 0.0  # cosine only: linear warm-up from 0
-    weight_decay: float = 0.0  # > 0: AdamW (decoupled weight decay)
-    ema: float = 0.0  # > 0: evaluate, checkpoint and ship the weights' moving average (this momentum)
-    monitor: str = "val_loss"  # val_loss or val_auroc: what picks the best epoch and stops early
-    lr_patience: int = 2  # plateau only: epochs without progress before the rate drops
-    lr_factor: float = 0.1
-    lr_min_delta: float = 1e-4
-    stop_patience: int = 5  # epochs without progress before stopping
-    seed: int = 0
-    sample_size: int = 100  # training images whose mean and std standardise featurewise
+    epochs: int = setting(10)
+    batch_size: int = setting(8, "per device; the global batch is this times the devices")
+    lr: float = setting(1e-4, "(peak) learning rate")
+    image_size: int = setting(320)
+    backbone: str = setting("DenseNet121", "the convolutional base (keras.applications)", BACKBONES)
+    weights: str = setting(None, "base weights: none (default), imagenet (downloads, needs internet) or a "
+                                 ".h5/.weights.h5 file")
+    standardize: str = setting("featurewise", "how images are standardised, in training and evaluation alike",
+                               MODES)
+    augment: str = setting("flip", "flip: horizontal flips; standard: flips, rotation, shift, zoom, contrast; "
+                                   "strong: the same, more", tuple(PRESETS))
+    schedule: str = setting("plateau", "plateau: cut the rate when the monitored value stalls; cosine: warm-up, "
+                                       "then cosine decay to 0", ("plateau", "cosine"))
+    warmup_epochs: float = setting(0.0, "cosine: epochs of linear warm-up from 0")
+    weight_decay: float = setting(0.0, "> 0: AdamW (decoupled weight decay)")
+    ema: float = setting(0.0, "> 0: validate, checkpoint and ship the weights' moving average with this "
+                              "momentum, e.g. 0.99")
+    monitor: str = setting("val_loss", "what picks the best epoch and stops early", ("val_loss", "val_auroc"))
+    lr_patience: int = setting(2, "plateau: epochs without progress before the rate drops")
+    lr_factor: float = setting(0.1)
+    lr_min_delta: float = setting(1e-4, "smallest change that counts as progress")
+    stop_patience: int = setting(5, "epochs without progress before stopping")
+    seed: int = setting(0)
+    sample_size: int = setting(100, "training images whose mean and std standardise featurewise")
 
     def __post_init__(self):
         Augmentation.named(self.augment)
-        if self.standardize not in MODES:
-            raise ValueError(f"standardize must be one of {MODES}, not {self.standardize!r}")
-        if self.schedule not in ("plateau", "cosine"):
-            raise ValueError(f"schedule must be plateau or cosine, not {self.schedule!r}")
-        if self.monitor not in ("val_loss", "val_auroc"):
-            raise ValueError(f"monitor must be val_loss or val_auroc, not {self.monitor!r}")
+        for f in fields(self):
+            if f.metadata["choices"] and getattr(self, f.name) not in f.metadata["choices"]:
+                raise ValueError(f"{f.name} must be one of {', '.join(f.metadata['choices'])}, "
+                                 f"not {getattr(self, f.name)!r}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema is a momentum in [0, 1), not {self.ema}")
 

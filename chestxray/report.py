@@ -87,7 +87,7 @@ def build_report(eval_dir, out, title="Chest X-ray classifier: evaluation", abou
         *(f"<figure>{_image(path, os.path.basename(path))}<figcaption>{html.escape(os.path.basename(path))}"
           "</figcaption></figure>" for path in gallery),
         *_optional_sections(eval_dir),
-        "<p class='note'>Not a medical device: a teaching model trained on a few hundred images.</p>",
+        "<p class='note'>Not a medical device.</p>",
         "</body></html>",
     ]
     with open(out, "w", encoding="utf-8") as f:

@@ -21,6 +21,7 @@ import json
 import math
 import os
 from dataclasses import asdict, replace
+from functools import partial
 
 import keras
 import numpy as np
@@ -29,7 +30,7 @@ import tensorflow as tf
 
 from .augment import Augmentation
 from .data import ImageBatches
-from .evaluate import mean_auroc
+from .evaluate import ValidationMetrics
 from .i18n import _, number
 from .labels import LABELS
 from .losses import compute_class_freqs, get_weighted_loss
@@ -61,33 +62,6 @@ def _is_chief(strategy):
     return resolver.task_type == "worker" and resolver.task_id == 0
 
 
-
-
-class ValidationMetrics(keras.callbacks.Callback):
-    """val_loss (the weighted loss) and val_auroc (mean AUROC over the labels that have
-    both classes) from one pass over the validation batches, into the epoch's logs.
-
-    First among the callbacks, so that the checkpoint, early stopping, the learning
-    rate schedule and history.csv all see them.
-    """
-
-    def __init__(self, batches, loss):
-        super().__init__()
-        # Every worker of a cluster predicts the whole validation set (no auto-sharding),
-        # so that each computes the same metrics.
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        self.batches, self.labels, self.loss = batches.with_options(options), batches.labels, loss
-
-    def on_epoch_end(self, epoch, logs=None):
-        scores = self.model.predict(self.batches, verbose=0)
-        y = self.labels[:len(scores)].astype(np.float32)  # whole batches only under multiworker
-        if not np.isfinite(scores).all():  # a diverged model: nothing to rank
-            logs["val_loss"] = logs["val_auroc"] = float("nan")
-            return
-        logs["val_loss"] = float(self.loss(y, scores))
-        logs["val_auroc"] = mean_auroc(y, scores)
-        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
 
 
 class EMAWeights(keras.callbacks.SwapEMAWeights):
@@ -141,7 +115,7 @@ def _data(train_df, valid_df, image_dir, recipe, global_batch, whole, cache, tra
             print(f"image size {stats['image_size']}, as in {train_shards} (not {recipe.image_size})")
         prevalence = pd.read_csv(os.path.join(train_shards, "index.csv"))[LABELS].to_numpy().mean(axis=0)
         pre = Preprocessing(stats["image_size"], LABELS, recipe.standardize, stats["mean"], stats["std"],
-                            prevalence, f"{train_shards}/stats.json")
+                            prevalence, source=f"{train_shards}/stats.json")
         train_batches = shard_batches(train_shards, global_batch, shuffle=True, seed=recipe.seed,
                                       mean=pre.mean_std[0], std=pre.mean_std[1], augment=augment,
                                       drop_remainder=whole)
@@ -163,7 +137,8 @@ def _run_record(out, recipe, train_df, valid_df, train_shards, valid_shards):
     """Write run.json on a fresh start; on a restart, refuse a folder of another run."""
     data = ({"train_shards": train_shards, "valid_shards": valid_shards} if train_shards else
             {"train_images": train_df["Image"].tolist(), "valid_images": valid_df["Image"].tolist()})
-    record = {"recipe": asdict(recipe), "data": data}
+    # The augmentation's settings beside its preset's name: what the run did, should a preset change.
+    record = {"recipe": asdict(recipe), "augmentation": Augmentation.named(recipe.augment).to_dict(), "data": data}
     path = os.path.join(out, "run.json")
     if os.path.exists(path):
         with open(path) as f:
@@ -191,6 +166,7 @@ def train(train_df, valid_df, image_dir, out, recipe=None, *, strategy="none", c
     Seeds Python's, NumPy's and TensorFlow's global generators with `recipe.seed`.
     """
     recipe = replace(recipe or Recipe(), **settings)
+    model_fn = model_fn or partial(build_model, backbone=recipe.backbone)
     keras.utils.set_random_seed(recipe.seed)
     strategy = make_strategy(strategy) if isinstance(strategy, (str, type(None))) else strategy
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -213,6 +189,7 @@ def train(train_df, valid_df, image_dir, out, recipe=None, *, strategy="none", c
         if left_out:
             print(f"multiworker: {left_out} {name} image(s) per epoch left out to keep batches whole "
                   f"(global batch {global_batch})")
+    pre = replace(pre, backbone=recipe.backbone)
     pre.save(out)
 
     freq_pos, freq_neg = compute_class_freqs(train_batches.labels)
@@ -229,7 +206,7 @@ def train(train_df, valid_df, image_dir, out, recipe=None, *, strategy="none", c
     with strategy.scope():
         model, state = run.load()
         if model is None:
-            model = (model_fn or build_model)(len(LABELS), recipe.weights, pre.image_size)
+            model = model_fn(len(LABELS), recipe.weights, pre.image_size)
             model.compile(optimizer=recipe.optimizer(len(train_batches)), loss=loss)
             initial_epoch = 0
         else:
@@ -267,7 +244,7 @@ def _finish(run, out, model_fn, pre, chief):
     # Keras 3 saves a compiled model's loss and optimizer state with it: model.keras and
     # model.weights.h5 hold a bare model with the best weights, so that plain Keras loads
     # model.keras without this package (best.keras and resume/ keep the loss and optimizer).
-    bare = (model_fn or build_model)(len(LABELS), None, pre.image_size)
+    bare = model_fn(len(LABELS), None, pre.image_size)
     bare.set_weights(best.get_weights())
     save_atomic(bare.save, os.path.join(out, "model.keras"))
     save_atomic(bare.save_weights, os.path.join(out, "model.weights.h5"))

@@ -9,7 +9,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # the course files (util.py, public_tests.py) live at the root
 
-from chestxray.metadata import DATA_DIR, nih_dir, read_nih_metadata  # noqa: E402
+from chestxray.metadata import read_nih_metadata  # noqa: E402
+from chestxray.paths import DATA_DIR, nih_dir  # noqa: E402
 from chestxray.phantoms import make_phantoms  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,5 +1,7 @@
 """The public tests pass the right answers and catch the usual wrong ones, with the course's output."""
 
+import os
+
 import numpy as np
 import pytest
 from keras import ops
@@ -123,3 +125,24 @@ def test_data_folder_splits_are_what_the_split_command_writes(nih, tmp_path):
     for name in ("train.csv", "valid.csv", "test.csv"):
         with open(os.path.join(root, "data", "nih", name), "rb") as committed, open(tmp_path / name, "rb") as made:
             assert committed.read() == made.read(), f"data/nih/{name} differs from what `split` writes"
+
+
+def test_the_package_has_no_import_circle():
+    """Data flows one way: no module imports, even inside a function, one that imports it back."""
+    import ast
+
+    package = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "chestxray")
+    imports = {}
+    for name in os.listdir(package):
+        if name.endswith(".py"):
+            tree = ast.parse(open(os.path.join(package, name), encoding="utf-8").read())
+            imports[name[:-3]] = {node.module.split(".")[0] if node.module else alias.name
+                                  for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1
+                                  for alias in node.names}
+
+    def reaches(start, goal, seen=()):
+        return any(module == goal or (module not in seen and reaches(module, goal, (*seen, module)))
+                   for module in imports.get(start, ()))
+
+    circles = sorted(module for module in imports if reaches(module, module))
+    assert not circles, f"modules in an import circle: {circles}"

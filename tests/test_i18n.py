@@ -81,7 +81,7 @@ def test_a_stale_translation_fails_the_build_by_name(tmp_path):
 def test_every_message_is_translated_and_compiled():
     po, mo = i18n.catalog_paths("pt-BR")
     entries = i18n.read_po(po)
-    messages = i18n.messages()
+    messages = course.messages()
     assert not [m for m in messages if m not in entries], "messages missing from the catalog"
     assert not [m for m in messages if not entries[m]], "messages with an empty msgstr"
     assert not [m for m in entries if m and m not in messages], "catalog entries no code uses"

@@ -219,3 +219,33 @@ def test_multiworker_workaround_refuses_an_untested_keras(monkeypatch):
     with pytest.raises(RuntimeError, match=r"keras-team/keras#20585.*this is Keras 3\.99\.0"):
         multiworker.patch_keras()
     assert multiworker.trainer.reduce_per_replica is before  # nothing replaced
+
+
+@pytest.mark.parametrize("backbone", ["ResNet50", "EfficientNetB0"])  # DenseNet121: every other test
+def test_each_backbone_trains_reloads_through_predict_and_explains(backbone, nih, tmp_path, capsys):
+    """The backbone is a value: recorded in preprocessing.json, read back by `predict` and
+    `load_model`, and its flat graph lets Grad-CAM reach an inner layer."""
+    from chestxray.explain import explain_files
+    from chestxray.model import load_model
+    from chestxray.preprocessing import Preprocessing
+
+    images = os.path.join(nih, "images")
+    table = pd.read_csv(os.path.join(nih, "train.csv"))
+    out = str(tmp_path / backbone)
+    trained = train(table.head(8), table.iloc[8:12], images, out, epochs=1, batch_size=4, image_size=32,
+                    augment="none", sample_size=8, backbone=backbone, verbose=0)
+    pre = Preprocessing.load(out)
+    with open(os.path.join(out, "run.json")) as f:
+        run = json.load(f)
+    assert pre.backbone == backbone and run["recipe"]["backbone"] == backbone
+    assert run["augmentation"] == {"flip": False, "rotation": 0.0, "shift": 0.0, "zoom": 0.0, "contrast": 0.0}
+    weights = os.path.join(out, "model.weights.h5")
+    reloaded = load_model(weights)
+    assert reloaded.name == f"chestxray_{backbone.lower()}"
+    path = os.path.join(images, table["Image"][0])
+    main(["predict", path, "--model", weights, "--json"])
+    predicted = json.loads(capsys.readouterr().out)[path]
+    expected = trained.predict(pre.load_file(path)[0][None], verbose=0)[0]
+    np.testing.assert_allclose([predicted[label]["score"] for label in pre.labels], expected, atol=1e-5)
+    _gray, heatmaps, _probabilities = next(explain_files(reloaded, [path], pre, ["Mass", "Edema"]))
+    assert heatmaps.shape == (2, 32, 32) and np.isfinite(heatmaps).all()
