@@ -6,42 +6,35 @@ the grader uses too; here they run in the notebook's own process, for the studen
 """
 
 import os
-import traceback
 
 from chestxray import exercises
+from chestxray.exercise_calls import error_record
 from chestxray.i18n import _
 
 
-def where(error):
-    """The student's line that raised: the deepest frame outside installed packages, the Python
-    library and these test files."""
+def _student_file(filename):
+    """Not a file of an installed package, of the Python library or of these tests."""
     library = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep, os.sep + "chestxray" + os.sep)
-    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
-              if not any(part in frame.filename for part in library)
-              and not frame.filename.endswith(("test_utils.py", "public_tests.py"))
-              and not frame.filename.startswith(os.path.dirname(os.__file__))]
-    return " (" + _("line {number}: {code}").format(number=frames[-1].lineno, code=frames[-1].line) + ")" \
-        if frames else ""
+    return (not any(part in filename for part in library) and not filename.endswith(("test_utils.py", "public_tests.py"))
+            and not filename.startswith(os.path.dirname(os.__file__)))
 
 
 def run_cases(key, target):
     """Run the public cases of exercise `key` against `target`; print failures and the verdict;
     return the failure messages."""
     cases = exercises.with_answers(key, exercises.PUBLIC[key])
-    expected, got = _("Expected:"), _("Got:")
-    width = max(len(expected), len(got))  # the two values one above the other, in any language
-    failures = []  # (heading, what went wrong)
+    width = max(len(_("Expected:")), len(_("Got:")))  # the two values one above the other, in any language
+    failures = []
     for case in cases:
-        heading, hint = _("Failed case «{name}»:").format(name=_(case["name"])), _(case["hint"])
+        row = {"name": case["name"], "hint": case["hint"], "expected": case["expected"]}
         try:
-            answer = exercises.plain(exercises.call(key, target, case["inputs"]))
+            row["got"] = exercises.plain(exercises.call(key, target, case["inputs"]))
         except Exception as error:  # a student's function may raise anything: that case fails
-            failures.append((heading, f" {_('raised')} {type(error).__name__}: {error}{where(error)}"
-                                      f"\n  {_('Hint:')} {hint}"))
-            continue
-        if not exercises.compare(key, answer, case["expected"]):
-            failures.append((heading, f"\n  {expected.ljust(width)} {exercises.show(case['expected'])}"
-                                      f"\n  {got.ljust(width)} {exercises.show(answer)}\n  {_('Hint:')} {hint}"))
+            row["error"] = error_record(error, _student_file)
+        if "error" in row or not exercises.compare(key, row["got"], case["expected"]):
+            heading = _("Failed case «{name}»:").format(name=_(case["name"]))
+            failures.append((heading, "".join(f"\n  {label.ljust(width)} {text}"
+                                              for label, text in exercises.failure(row))))
     for heading, text in failures:
         print(f"\033[91m{heading}\033[0m{text}")
     if failures:

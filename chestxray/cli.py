@@ -19,24 +19,37 @@ def _numbers(text, kind):
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
 
 
+def _table(args, default=None):
+    """The `Table` that --labels, --x-col and --patient-col describe (unset: `default`'s, the NIH's)."""
+    from .labels import NIH, Table
+
+    default = default or NIH
+    return Table(tuple(args.labels.split(",")) if args.labels else default.labels, args.x_col or default.x_col,
+                 args.patient_col or default.patient_col)
+
+
 def cmd_split(args):
-    from .metadata import read_nih_metadata
+    from .metadata import chexpert_table, read_chexpert, read_nih_metadata
     from .splits import prevalence_table, split_frame, write_splits
 
-    df = read_nih_metadata(args.metadata, views=args.views.split(",") if args.views else None)
+    if args.format == "chexpert":
+        table = _table(args, chexpert_table())
+        df = read_chexpert(args.metadata, args.uncertain, table.labels)
+    else:
+        table = _table(args)
+        df = read_nih_metadata(args.metadata, views=args.views.split(",") if args.views else None)
     if args.images:
         present = set(os.listdir(args.images))
-        df = df[df["Image"].isin(present)].reset_index(drop=True)
+        df = df[df[table.x_col].isin(present)].reset_index(drop=True)
         print(f"{len(df)} images of {args.metadata} are in {args.images} "
               f"({len(present) - len(df)} other files there are not in the table or not in --views)")
         if df.empty:
             sys.exit(f"error: no image of {args.metadata} is in {args.images}")
-    frames = split_frame(df, fractions=args.fractions, sizes=args.sizes, seed=args.seed)
-    for name, path in write_splits(frames, args.out).items():
-        print(f"wrote {path}: {len(frames[name])} images, {frames[name]['PatientId'].nunique()} patients")
-    table = prevalence_table(frames)
+    frames = split_frame(df, fractions=args.fractions, sizes=args.sizes, seed=args.seed, table=table)
+    for name, path in write_splits(frames, args.out, table).items():
+        print(f"wrote {path}: {len(frames[name])} images, {frames[name][table.patient_col].nunique()} patients")
     print("\nprevalence per label (share of images):")
-    print(table.T.to_string(float_format=lambda v: f"{v:.4f}" if v < 1 else f"{v:.0f}"))
+    print(prevalence_table(frames, table).T.to_string(float_format=lambda v: f"{v:.4f}" if v < 1 else f"{v:.0f}"))
 
 
 def cmd_phantoms(args):
@@ -72,7 +85,7 @@ def cmd_train(args):
         sys.exit("error: give --train-csv, --valid-csv and --image-dir (or --train-shards and --valid-shards)")
     frames = [None, None] if args.train_shards else [pd.read_csv(p) for p in (args.train_csv, args.valid_csv)]
     recipe = Recipe(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)})
-    train(*frames, args.image_dir, args.out, recipe, strategy=args.strategy, cache=args.cache,
+    train(*frames, args.image_dir, args.out, recipe, table=_table(args), strategy=args.strategy, cache=args.cache,
           train_shards=args.train_shards, valid_shards=args.valid_shards, verbose=args.verbose)
     print(f"wrote {os.path.join(args.out, 'model.weights.h5')}, model.keras and history.csv in {args.out}")
 
@@ -82,8 +95,9 @@ def cmd_shard(args):
 
     from .shards import write_shards
 
+    table = _table(args)
     n = write_shards(pd.read_csv(args.csv), args.image_dir, args.out, image_size=args.image_size,
-                     per_shard=args.per_shard)
+                     per_shard=args.per_shard, x_col=table.x_col, y_cols=list(table.labels))
     print(f"wrote {n} shard(s) of {args.csv} to {args.out}")
 
 
@@ -111,8 +125,8 @@ def cmd_evaluate(args):
     from .evaluate import comparison_table, evaluate
 
     model, pre = _model_and_settings(args)
-    metrics = evaluate(model, pd.read_csv(args.test_csv), args.image_dir, pre, args.out,
-                       n_boot=args.n_boot, seed=args.seed, batch_size=args.batch_size, gallery=args.gallery)
+    metrics = evaluate(model, pd.read_csv(args.test_csv), args.image_dir, pre, args.out, n_boot=args.n_boot,
+                       seed=args.seed, batch_size=args.batch_size, gallery=args.gallery, x_col=args.x_col)
     print(metrics.drop(columns="note").to_string(float_format=lambda v: f"{v:.3f}"))
     print()
     print(comparison_table(metrics).to_string())
@@ -267,6 +281,16 @@ def _model_arguments(p, model_default=None):
     p.add_argument("--train-image-dir", help="the images of --train-csv (default: --image-dir)")
 
 
+def _table_arguments(p, labels=True, patients=True):
+    """--labels, --x-col, --patient-col: the columns of the CSVs (default: the NIH course's)."""
+    if labels:
+        p.add_argument("--labels", help="comma-separated label columns, in the model's order (default: the 14 NIH "
+                                        "labels; for --format chexpert, its 5 competition labels)")
+    p.add_argument("--x-col", help="the column of image file names (default Image; chexpert: Path)")
+    if patients:
+        p.add_argument("--patient-col", help="the column of patient ids (default PatientId; chexpert: Patient)")
+
+
 def _recipe_arguments(p):
     """One option per field of `Recipe`, with its type, choices, default and help."""
     from .recipe import Recipe
@@ -280,8 +304,11 @@ def _recipe_arguments(p):
 
 def _data_commands(sub):
     """split, phantoms, shard: tables and images in."""
-    p = sub.add_parser("split", help="patient-level, stratified train/valid/test CSVs from NIH metadata")
-    p.add_argument("--metadata", required=True, help="Data_Entry_2017 style CSV (plain or .gz)")
+    p = sub.add_parser("split", help="patient-level, stratified train/valid/test CSVs from a data set's table")
+    p.add_argument("--metadata", required=True, help="Data_Entry_2017 style CSV (plain or .gz), or CheXpert's")
+    p.add_argument("--format", choices=["nih", "chexpert"], default="nih", help="the table's source (default nih)")
+    p.add_argument("--uncertain", choices=["ones", "zeros"], default="ones",
+                   help="chexpert: what an uncertain label (-1) becomes (default ones: U-Ones of Irvin et al. 2019)")
     p.add_argument("--images", help="keep only the images present in this folder")
     p.add_argument("--out", required=True, help="folder for train.csv, valid.csv, test.csv")
     share = p.add_mutually_exclusive_group()
@@ -289,6 +316,7 @@ def _data_commands(sub):
     share.add_argument("--fractions", type=lambda t: _numbers(t, float), help="share of images, e.g. 0.7,0.1,0.2")
     p.add_argument("--views", help="keep only these View Position values, e.g. PA or PA,AP")
     p.add_argument("--seed", type=int, default=0)
+    _table_arguments(p)
     p.set_defaults(run=cmd_split, fractions=None)
 
     p = sub.add_parser("phantoms", help="synthetic radiographs with lesion masks, NIH-style table and boxes")
@@ -299,12 +327,13 @@ def _data_commands(sub):
     p.set_defaults(run=cmd_phantoms)
 
     p = sub.add_parser("shard", help="decoded, resized images as sharded TFRecords, for training at scale")
-    p.add_argument("--csv", required=True, help="a split CSV (Image, the 14 labels, PatientId)")
+    p.add_argument("--csv", required=True, help="a split CSV (default: Image, the 14 labels, PatientId)")
     p.add_argument("--image-dir", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--image-size", type=int, default=320)
     p.add_argument("--per-shard", type=int, default=1024, help="images per shard file")
-    p.set_defaults(run=cmd_shard)
+    _table_arguments(p, patients=False)
+    p.set_defaults(run=cmd_shard, patient_col=None)
 
 
 def _train_command(sub):
@@ -316,6 +345,7 @@ def _train_command(sub):
     p.add_argument("--train-shards", help="instead of the CSVs and images: folders written by `shard`")
     p.add_argument("--valid-shards")
     p.add_argument("--out", required=True, help="folder for the model, checkpoints, history and logs")
+    _table_arguments(p)
     _recipe_arguments(p)
     p.add_argument("--strategy", choices=["none", "mirrored", "multiworker"], default="none",
                    help="mirrored: all local GPUs; multiworker: the cluster in TF_CONFIG")
@@ -335,7 +365,8 @@ def _model_commands(sub):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--gallery", type=int, default=4, help="test images to show with Grad-CAM")
-    p.set_defaults(run=cmd_evaluate)
+    _table_arguments(p, labels=False, patients=False)  # the labels: the model's, those the table has
+    p.set_defaults(run=cmd_evaluate, x_col="Image")
 
     p = sub.add_parser("predict", help="probability per label for PNG, JPEG or DICOM files")
     p.add_argument("images", nargs="+")

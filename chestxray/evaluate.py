@@ -6,6 +6,7 @@ percentile interval over bootstrap replicates of the test set.
 """
 
 import os
+import sys
 
 import keras
 import numpy as np
@@ -234,23 +235,37 @@ def reliability_figure(y_true, probabilities, bins=10, ax=None):
     return ax.figure
 
 
-def evaluate(model, test_df, image_dir, pre, out, n_boot=10000, seed=0, batch_size=8, gallery=4):
+def shared_labels(model_labels, table_columns):
+    """(the model's labels the table has, those it lacks), in the model's order."""
+    shared = [label for label in model_labels if label in set(table_columns)]
+    return shared, [label for label in model_labels if label not in shared]
+
+
+def evaluate(model, test_df, image_dir, pre, out, n_boot=10000, seed=0, batch_size=8, gallery=4, x_col="Image"):
     """Predict the test table with the model's `Preprocessing` `pre` and write into `out`:
     scores.csv (the model's outputs), predictions.csv (probabilities: the scores calibrated
     to the training prevalence, or the scores where `pre` has none), metrics.csv,
     comparison.csv, calibration.csv, roc.png, reliability.png and a Grad-CAM gallery
-    (gradcam/) of the `gallery` most confident true positives. Returns the metrics."""
+    (gradcam/) of the `gallery` most confident true positives. Scores the labels the model
+    and the table share, and says which of the model's it left out. Returns the metrics."""
     from matplotlib.figure import Figure  # no pyplot: a notebook's figures must keep their backend
 
-    labels = list(pre.labels)
+    labels, left_out = shared_labels(pre.labels, test_df.columns)
+    if not labels:
+        raise ValueError(f"the test table has none of the model's labels {list(pre.labels)}")
+    if left_out:
+        print(f"note: the test table has no column for {', '.join(left_out)}: scoring the other {len(labels)} of "
+              "the model's labels", file=sys.stderr)
     os.makedirs(out, exist_ok=True)
-    batches = pre.batches(test_df, image_dir, batch_size)
-    scores = model.predict(batches, verbose=0)
-    calibrated = pre.calibrate(scores) if pre.prevalence is not None else scores
-    for name, values in (("scores", scores), ("predictions", calibrated)):
-        table = pd.DataFrame(values, columns=labels)
-        table.insert(0, "Image", batches.filenames)
+    batches = pre.batches(test_df, image_dir, batch_size, x_col, labels=labels)
+    outputs = model.predict(batches, verbose=0)
+    calibrated = pre.calibrate(outputs) if pre.prevalence is not None else outputs
+    for name, values in (("scores", outputs), ("predictions", calibrated)):
+        table = pd.DataFrame(values, columns=list(pre.labels))
+        table.insert(0, x_col, batches.filenames)
         table.to_csv(os.path.join(out, f"{name}.csv"), index=False)
+    columns = [list(pre.labels).index(label) for label in labels]
+    scores, calibrated = outputs[:, columns], calibrated[:, columns]
     metrics = metrics_table(batches.labels, scores, labels, n_boot=n_boot, seed=seed)
     metrics.to_csv(os.path.join(out, "metrics.csv"))
     comparison_table(metrics).to_csv(os.path.join(out, "comparison.csv"))
@@ -264,5 +279,5 @@ def evaluate(model, test_df, image_dir, pre, out, n_boot=10000, seed=0, batch_si
         from .explain import write_gallery
 
         write_gallery(model, pd.read_csv(os.path.join(out, "scores.csv")), batches.labels, image_dir, pre,
-                      os.path.join(out, "gradcam"), gallery)
+                      os.path.join(out, "gradcam"), gallery, labels=labels, x_col=x_col)
     return metrics

@@ -12,10 +12,13 @@ grader's sandbox: the cases' answers, the reference and the comparison stay in t
 grader's own process.
 """
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 
-from .exercise_calls import FUNCTIONS, MAX_ITEMS, MAX_VALUES, call, plain  # noqa: F401  (the part the sandbox sees)
 from . import i18n
+from .exercise_calls import CALLS, FUNCTIONS, MAX_ITEMS, MAX_VALUES, Call, call, plain  # noqa: F401  (the sandbox's part)
 
 
 def show(p, _=None):
@@ -37,6 +40,30 @@ def show(p, _=None):
     return f"{p['text']} ({p['python_type']})"
 
 
+def error_text(error, _=str):
+    """An error record (type, message, the student's line) as one line."""
+    where = ""
+    if error.get("line"):
+        where = (_("line {number}: {code}") if error.get("code") else _("line {number}")).format(
+            number=error["line"], code=error.get("code"))
+        where = f" ({where})"
+    return f"{error['type']}: {error['message']}{where}"
+
+
+def failure(row, _=None):
+    """A failed case as (label, text) lines, in the language of `_`: what went wrong (the error
+    raised, why it stopped, or expected against got), then the hint. The notebook's tests, the
+    feedback files and grades.csv all say a failure with these."""
+    _ = _ or i18n._
+    if "error" in row:
+        lines = [(_("raised"), error_text(row["error"], _))]
+    elif "failed" in row:
+        lines = [("", i18n.say(row["failed"], _))]
+    else:
+        lines = [(_("Expected:"), show(row["expected"], _)), (_("Got:"), show(row["got"], _))]
+    return lines + [(_("Hint:"), _(row["hint"]))]
+
+
 # ----------------------------------------------------------------------------
 # Comparing.
 
@@ -56,29 +83,72 @@ def _equal(got, expected, tolerance, relative):
 
 
 def compare(key, got, expected):
-    """Whether a plain result `got` answers a case whose plain answer is `expected`."""
-    if key == "UNQ_C3":  # a loss: one number, to a relative 1e-4 (float32 arithmetic in any backend)
-        return _equal(got, expected, 1e-4, relative=True)
-    return _equal(got, expected, 1e-6, relative=False)
+    """Whether a plain result `got` answers a case of exercise `key` whose plain answer is `expected`."""
+    exercise = EXERCISES[key]
+    return _equal(got, expected, exercise.tolerance, exercise.relative)
 
 
 # ----------------------------------------------------------------------------
-# Reference answers.
+# Reference answers, and the inputs a case may give.
 
 def reference(key, inputs):
     """The right answer to a case, as plain data."""
-    if key == "UNQ_C1":
-        return plain(bool(set(inputs["first"]) & set(inputs["second"])))
-    if key == "UNQ_C2":
-        labels = np.array(inputs["labels"], dtype=np.float64)
-        positive = labels.sum(axis=0) / labels.shape[0]
-        return plain((positive, 1 - positive))
-    if key == "UNQ_C3":
-        y, pred = np.array(inputs["y"], np.float64), np.array(inputs["pred"], np.float64)
-        pos, neg, eps = np.array(inputs["pos"]), np.array(inputs["neg"]), inputs["epsilon"]
-        per_class = -(pos * y * np.log(pred + eps) + neg * (1 - y) * np.log(1 - pred + eps))
-        return plain(float(per_class.mean(axis=0).sum()))
-    raise KeyError(f"no exercise {key!r}: the exercises are {sorted(FUNCTIONS)}")
+    if key not in EXERCISES:
+        raise KeyError(f"no exercise {key!r}: the exercises are {sorted(EXERCISES)}")
+    return plain(EXERCISES[key].reference(inputs))
+
+
+def _numbers(rows, what):
+    """(rows, columns) of a non-empty rectangular list of lists of finite numbers."""
+    if not (isinstance(rows, list) and rows and all(isinstance(r, list) and r for r in rows)
+            and len({len(r) for r in rows}) == 1
+            and all(type(v) in (int, float) and np.isfinite(v) for r in rows for v in r)):
+        raise ValueError(f"{what} must be a non-empty rectangular list of lists of numbers")
+    return len(rows), len(rows[0])
+
+
+def _leakage_answer(inputs):
+    return bool(set(inputs["first"]) & set(inputs["second"]))
+
+
+def _leakage_inputs(inputs):
+    for side in ("first", "second"):
+        ids = inputs.get(side)
+        if not (isinstance(ids, list) and all(type(v) in (int, str) for v in ids)):
+            raise ValueError(f"{side!r} must be a list of patient ids (integers or strings)")
+    if not _text(inputs.get("column", "patient_id"), 100) or not _text(inputs.get("extra") or "", 100):
+        raise ValueError("'column' and 'extra' must be strings")
+
+
+def _frequencies_answer(inputs):
+    labels = np.array(inputs["labels"], dtype=np.float64)
+    positive = labels.sum(axis=0) / labels.shape[0]
+    return positive, 1 - positive
+
+
+def _frequencies_inputs(inputs):
+    _numbers(inputs.get("labels"), "'labels'")
+    if inputs.get("dtype", "int64") not in ("int64", "int32", "float32", "float64", "bool"):
+        raise ValueError("'dtype' must be one of int64, int32, float32, float64, bool")
+
+
+def _loss_answer(inputs):
+    y, pred = np.array(inputs["y"], np.float64), np.array(inputs["pred"], np.float64)
+    pos, neg, eps = np.array(inputs["pos"]), np.array(inputs["neg"]), inputs["epsilon"]
+    per_class = -(pos * y * np.log(pred + eps) + neg * (1 - y) * np.log(1 - pred + eps))
+    return float(per_class.mean(axis=0).sum())
+
+
+def _loss_inputs(inputs):
+    shape = _numbers(inputs.get("y"), "'y'")
+    if _numbers(inputs.get("pred"), "'pred'") != shape:
+        raise ValueError("'pred' must have the shape of 'y'")
+    for name in ("pos", "neg"):
+        _numbers([inputs.get(name)], f"{name!r}")
+        if len(inputs[name]) != shape[1]:
+            raise ValueError(f"{name!r} must have one weight per column of 'y'")
+    if type(inputs.get("epsilon")) not in (int, float) or not np.isfinite(inputs["epsilon"]):
+        raise ValueError("'epsilon' must be a number")
 
 
 def with_answers(key, cases):
@@ -166,6 +236,35 @@ PUBLIC = {
 }
 
 
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """A graded exercise, whole: the sandbox's part (`exercise_calls.Call`: the function's name,
+    how it is called, whether it needs Keras), the reference answer, the fields a case's inputs
+    may have and their check, how answers compare, and the public cases. Adding an exercise is
+    one record here (and its `Call`), one notebook cell, its test function and its translations."""
+
+    call: Call
+    reference: Callable  # a case's inputs -> the right answer (anything `plain` takes)
+    fields: frozenset  # the fields a case's inputs may have
+    check: Callable  # a case's inputs -> None, or ValueError saying what is wrong
+    cases: list  # the public cases
+    tolerance: float = 1e-6
+    relative: bool = False  # the tolerance relative to the answer's size (where above 1)
+
+
+EXERCISES = {
+    "UNQ_C1": Exercise(CALLS["UNQ_C1"], _leakage_answer, frozenset({"first", "second", "column", "extra"}),
+                       _leakage_inputs, PUBLIC["UNQ_C1"]),
+    "UNQ_C2": Exercise(CALLS["UNQ_C2"], _frequencies_answer, frozenset({"labels", "dtype"}), _frequencies_inputs,
+                       PUBLIC["UNQ_C2"]),
+    # a loss: one number, to a relative 1e-4 (float32 arithmetic in any backend)
+    "UNQ_C3": Exercise(CALLS["UNQ_C3"], _loss_answer, frozenset({"y", "pred", "pos", "neg", "epsilon"}),
+                       _loss_inputs, PUBLIC["UNQ_C3"], tolerance=1e-4, relative=True),
+}
+
+
 # ----------------------------------------------------------------------------
 # Checking what comes from outside: the student's process (anything) and the instructor's file.
 
@@ -240,39 +339,11 @@ def _same_form(a, b):
 
 
 def _check_inputs(key, inputs):
-    """The inputs' types and shapes, so that every student's call gets what the exercise promises."""
-    def numbers(rows, what):
-        if not (isinstance(rows, list) and rows and all(isinstance(r, list) and r for r in rows)
-                and len({len(r) for r in rows}) == 1
-                and all(type(v) in (int, float) and np.isfinite(v) for r in rows for v in r)):
-            raise ValueError(f"{what} must be a non-empty rectangular list of lists of numbers")
-        return len(rows), len(rows[0])
-
-    allowed = {"UNQ_C1": {"first", "second", "column", "extra"}, "UNQ_C2": {"labels", "dtype"},
-               "UNQ_C3": {"y", "pred", "pos", "neg", "epsilon"}}[key]
-    if not isinstance(inputs, dict) or not set(inputs) <= allowed:
-        raise ValueError(f"inputs must be an object with fields among {sorted(allowed)}")
-    if key == "UNQ_C1":
-        for side in ("first", "second"):
-            ids = inputs.get(side)
-            if not (isinstance(ids, list) and all(type(v) in (int, str) for v in ids)):
-                raise ValueError(f"{side!r} must be a list of patient ids (integers or strings)")
-        if not _text(inputs.get("column", "patient_id"), 100) or not _text(inputs.get("extra") or "", 100):
-            raise ValueError("'column' and 'extra' must be strings")
-    elif key == "UNQ_C2":
-        numbers(inputs.get("labels"), "'labels'")
-        if inputs.get("dtype", "int64") not in ("int64", "int32", "float32", "float64", "bool"):
-            raise ValueError("'dtype' must be one of int64, int32, float32, float64, bool")
-    else:
-        shape = numbers(inputs.get("y"), "'y'")
-        if numbers(inputs.get("pred"), "'pred'") != shape:
-            raise ValueError("'pred' must have the shape of 'y'")
-        for name in ("pos", "neg"):
-            numbers([inputs.get(name)], f"{name!r}")
-            if len(inputs[name]) != shape[1]:
-                raise ValueError(f"{name!r} must have one weight per column of 'y'")
-        if type(inputs.get("epsilon")) not in (int, float) or not np.isfinite(inputs["epsilon"]):
-            raise ValueError("'epsilon' must be a number")
+    """The inputs' fields, types and shapes, so that every student's call gets what the exercise promises."""
+    fields = EXERCISES[key].fields
+    if not isinstance(inputs, dict) or not set(inputs) <= fields:
+        raise ValueError(f"inputs must be an object with fields among {sorted(fields)}")
+    EXERCISES[key].check(inputs)
 
 
 def check_cases(cases, source="cases"):

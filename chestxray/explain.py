@@ -286,17 +286,19 @@ def box_figure(gray, heatmap, box, title, names=("Grad-CAM", "centre"), figure=N
     return figure
 
 
-def write_gallery(model, predictions, y_true, image_dir, pre, out, count, cam=None):
+def write_gallery(model, predictions, y_true, image_dir, pre, out, count, cam=None, labels=None, x_col="Image"):
     """Grad-CAM overlays for the `count` images whose best true-positive score is highest,
-    each for its true labels (at most 4): what the report shows."""
-    labels = list(pre.labels)
+    each for its true labels (at most 4) among `labels` (the columns of `y_true`; default: all
+    the model's): what the report shows."""
+    labels = list(labels or pre.labels)
+    columns = [list(pre.labels).index(label) for label in labels]
     scores = predictions[labels].to_numpy()
     best = np.where(y_true.astype(bool), scores, -1).max(axis=1)
     chosen = [i for i in np.argsort(-best)[:count] if best[i] >= 0]
     os.makedirs(out, exist_ok=True)
-    paths = [os.path.join(image_dir, predictions["Image"].iloc[i]) for i in chosen]
+    paths = [os.path.join(image_dir, predictions[x_col].iloc[i]) for i in chosen]
     for i, path, (gray, heatmaps, probabilities) in zip(chosen, paths, explain_files(model, paths, pre, labels, cam)):
         name = os.path.basename(path)
         shown = [j for j in np.argsort(-scores[i]) if y_true[i, j]][:4]
-        save_overlays(os.path.join(out, os.path.splitext(name)[0] + ".png"), gray, heatmaps, probabilities, labels,
-                      shown, title=name)
+        save_overlays(os.path.join(out, os.path.splitext(name)[0] + ".png"), gray, heatmaps, probabilities[columns],
+                      labels, shown, title=name)

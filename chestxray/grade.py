@@ -21,8 +21,8 @@ import time
 
 from . import exercises, submissions
 from .workers import Cgroups, SandboxUnavailable, Worker, WorkerFailed, check_sandbox, uid_base
-from .grade_summary import class_language, error_text, note_text, say, write_summary
-from .i18n import LANGUAGES, N_, translator
+from .grade_summary import class_language, note_text, write_summary
+from .i18n import LANGUAGES, N_, say, translator
 from .paths import release_paths
 
 def read_hidden(path):
@@ -102,12 +102,8 @@ def verdicts(key, cell_outcome, answers, cases):
 
 def _failure_text(row):
     """A failed case in grades.csv, for the instructor (in English)."""
-    if "error" in row:
-        return f"{row['name']}: raised {error_text(row['error'])}\n  Hint: {row['hint']}"
-    if "failed" in row:
-        return f"{row['name']}: {say(row['failed'])}\n  Hint: {row['hint']}"
-    return (f"{row['name']}:\n  Expected: {exercises.show(row['expected'], str)}\n"
-            f"  Got:      {exercises.show(row['got'], str)}\n  Hint: {row['hint']}")
+    return row["name"] + ":" + "".join(f"\n  {label} {text}".rstrip() if label else f"\n  {text}"
+                                       for label, text in exercises.failure(row, str))
 
 
 def feedback(name, results, problem=None, language="en", notes=()):
@@ -126,17 +122,13 @@ def feedback(name, results, problem=None, language="en", notes=()):
             lines += [say(r["missing"], _), ""]
             continue
         for row in r["public"]:
-            case, hint = _(row["name"]), _(row["hint"])
             if row["passed"]:
-                lines.append(f"- {_('passed')}: {case}")
-            elif "error" in row:
-                lines += [f"- **{_('failed')}**: {case}", f"  - {_('raised')} {error_text(row['error'], _)}",
-                          f"  - {_('hint')}: {hint}"]
-            elif "failed" in row:
-                lines += [f"- **{_('failed')}**: {case}", f"  - {say(row['failed'], _)}", f"  - {_('hint')}: {hint}"]
-            else:
-                lines += [f"- **{_('failed')}**: {case}", f"  - {_('expected')}: `{exercises.show(row['expected'], _)}`",
-                          f"  - {_('got')}: `{exercises.show(row['got'], _)}`", f"  - {_('hint')}: {hint}"]
+                lines.append(f"- {_('passed')}: {_(row['name'])}")
+                continue
+            lines.append(f"- **{_('failed')}**: {_(row['name'])}")
+            for label, text in exercises.failure(row, _):
+                text = f"`{text}`" if label in (_("Expected:"), _("Got:")) else text  # values as code
+                lines.append(f"  - {label} {text}" if label else f"  - {text}")
         if r["hidden"]:
             passed = sum(row["passed"] for row in r["hidden"])
             lines.append("- " + _("hidden cases: {passed} of {total} passed").format(passed=passed,

@@ -9,26 +9,11 @@ import collections
 import html
 
 from . import exercises
-from .i18n import translator
+from .exercises import error_text
+from .i18n import say, translator
 from .report import STYLE
 
 TOP_FAILED = 5
-
-
-def error_text(error, _=str):
-    """An error record (type, message, the student's line) as one line."""
-    where = (" (" + _("line {number}: {code}").format(number=error["line"], code=error.get("code", "")) + ")"
-             if error.get("line") else "")
-    return f"{error['type']}: {error['message']}{where}"
-
-
-def say(message, _=str):
-    """A grader's message in a language: (msgid, values), translated by `_` (a value may be a
-    message too), or text as it is."""
-    if isinstance(message, tuple):
-        msgid, values = message
-        return _(msgid).format(**{name: say(value, _) for name, value in values.items()})
-    return str(message)
 
 
 def class_language(subs):

@@ -56,6 +56,16 @@ def N_(message):
     return message
 
 
+def say(message, _=str):
+    """A message in a language: (msgid, values), translated by `_` (a value may be a message
+    too), or text as it is. The grader keeps what it tells students as messages, and says them
+    in each student's language."""
+    if isinstance(message, tuple):
+        msgid, values = message
+        return _(msgid).format(**{name: say(value, _) for name, value in values.items()})
+    return str(message)
+
+
 def label_name(label):
     """A pathology as the current language names it (the data's columns keep the NIH names)."""
     return _(label.replace("_", " "))

@@ -1,9 +1,11 @@
-"""NIH metadata tables -> the course frame (Image, the 14 labels, PatientId), and the box list."""
+"""Source tables -> split frames: NIH metadata (Image, the 14 labels, PatientId), CheXpert-style
+CSVs (Path, the 5 competition labels, Patient, with uncertain labels mapped by a stated policy);
+and the NIH box list."""
 
 import numpy as np
 import pandas as pd
 
-from .labels import ALIASES, LABELS, NO_FINDING
+from .labels import ALIASES, CHEXPERT_LABELS, LABELS, NO_FINDING, Table
 
 IMAGE, FINDINGS, PATIENT, VIEW = "Image Index", "Finding Labels", "Patient ID", "View Position"
 BOX_COLUMNS = ["Image Index", "Finding Label", "Bbox [x", "y", "w", "h]"]
@@ -58,6 +60,37 @@ def read_nih_metadata(path, views=None):
     frame.insert(0, "Image", table[IMAGE].to_numpy())
     frame["PatientId"] = table[PATIENT].to_numpy()
     return frame
+
+
+# How a CheXpert label of -1 (uncertain) is read: the policies of Irvin et al. 2019 that need no
+# second model ("U-Zeros", "U-Ones"). Nothing else is allowed: an unknown policy is an error.
+UNCERTAIN = {"zeros": 0, "ones": 1}
+
+
+def read_chexpert(path, uncertain="ones", labels=CHEXPERT_LABELS):
+    """A CheXpert-style CSV (`Path`, one column per label with 1, 0, -1 or empty) as a split frame
+    of `chexpert_table(labels)`: empty is negative (not mentioned), -1 becomes `UNCERTAIN[uncertain]`,
+    and the patient is the `patientNNNNN` part of the path. Any other value is an error naming the row."""
+    if uncertain not in UNCERTAIN:
+        raise ValueError(f"uncertain labels: use one of {sorted(UNCERTAIN)}, not {uncertain!r}")
+    table = pd.read_csv(path)
+    _require_columns(table, ["Path", *labels], path)
+    values = table[list(labels)].fillna(0)
+    bad = ~values.isin([1, 0, -1])
+    if bad.any().any():
+        line = values.index[bad.any(axis=1)][0] + 2
+        raise ValueError(f"{path}: line {line}: a label that is not 1, 0, -1 or empty")
+    patients = table["Path"].str.extract(r"(patient\d+)", expand=False)
+    if patients.isna().any():
+        raise ValueError(f"{path}: line {patients.index[patients.isna()][0] + 2}: no patientNNNNN in 'Path'")
+    frame = values.replace(-1, UNCERTAIN[uncertain]).astype(np.int64)
+    frame.insert(0, "Path", table["Path"].to_numpy())
+    frame["Patient"] = patients.to_numpy()
+    return frame
+
+
+def chexpert_table(labels=CHEXPERT_LABELS):
+    return Table(tuple(labels), "Path", "Patient")
 
 
 def read_bboxes(path):

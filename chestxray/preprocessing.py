@@ -143,12 +143,13 @@ class Preprocessing:
         gray = load_file(path, self.size)
         return to_rgb(standardize(gray, *self.mean_std)), gray[..., 0]
 
-    def batches(self, df, image_dir, batch_size=8, x_col="Image", cache=None):
-        """Batches over a table of images, in row order, for evaluation or prediction."""
+    def batches(self, df, image_dir, batch_size=8, x_col="Image", cache=None, labels=None):
+        """Batches over a table of images, in row order, for evaluation or prediction; their
+        `labels` the table's columns `labels` (default: all the model's)."""
         from .data import ImageBatches
 
         mean, std = self.mean_std
-        return ImageBatches(df, image_dir, x_col, list(self.labels), batch_size=batch_size, size=self.size,
+        return ImageBatches(df, image_dir, x_col, list(labels or self.labels), batch_size=batch_size, size=self.size,
                             mean=mean, std=std, cache=cache)
 
     def calibrate(self, scores):

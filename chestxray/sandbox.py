@@ -78,14 +78,7 @@ def read_line(fd, limit=MAX_LINE):
 
 def _error(error, cell_name, cell):
     """Type, message and the student's line (in the cell) of an exception."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == cell_name]
-    if isinstance(error, SyntaxError) and error.filename == cell_name and error.lineno:
-        frames = [traceback.FrameSummary(cell_name, error.lineno, "")]
-    lines = cell.splitlines()
-    where = {}
-    if frames and 0 < frames[-1].lineno <= len(lines):
-        where = {"line": frames[-1].lineno, "code": lines[frames[-1].lineno - 1].strip()[:200]}
-    return {"type": type(error).__name__, "message": str(error)[:500], **where}
+    return exercises.error_record(error, lambda filename: filename == cell_name, cell)
 
 
 def define(key, cell, namespace):
@@ -334,13 +327,16 @@ def supervise(uid, config, namespace):
 # The zygote.
 
 def prelude():
-    """What a graded cell sees, as after the notebook's import cell: np, pd, keras, ops, plt,
-    sns, os; `display` (does nothing here); `import util` works, its helpers are not for
-    graded functions."""
-    import keras
+    """What a graded cell sees, as after the notebook's import cell: np, pd, keras and ops (where
+    an exercise needs Keras), plt, sns, os; `display` (does nothing here); `import util` works,
+    its helpers are not for graded functions."""
     import numpy as np
     import pandas as pd
-    from keras import ops
+
+    keras = ops = None
+    if any(exercise.needs_keras for exercise in exercises.CALLS.values()):
+        import keras
+        from keras import ops
 
     try:  # the notebook's plotting imports, where this environment has them (pip's chestxray does not need them)
         import matplotlib

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from .labels import LABELS
+from .labels import LABELS, NIH
 
 
 def check_for_leakage(df1, df2, patient_col):
@@ -93,15 +93,12 @@ def group_shuffle_split(df, fractions, seed=0, patient_col="PatientId"):
     return out
 
 
-def prevalence_table(frames, labels=LABELS):
-    """Images and per-label prevalence of each split, and of all of them together."""
-    rows = {name: frame[labels].mean() for name, frame in frames.items()}
-    rows["all"] = pd.concat(frames.values())[labels].mean()
-    table = pd.DataFrame(rows).T
-    table.insert(0, "images", [len(f) for f in frames.values()] + [sum(len(f) for f in frames.values())])
-    table.insert(1, "patients", [f["PatientId"].nunique() for f in frames.values()]
-                 + [pd.concat(frames.values())["PatientId"].nunique()])
-    return table
+def prevalence_table(frames, table=NIH):
+    """Images, patients and per-label prevalence of each split, and of all of them together."""
+    frames = {**frames, "all": pd.concat(frames.values())}
+    rows = {name: {"images": len(frame), "patients": frame[table.patient_col].nunique(),
+                   **frame[list(table.labels)].mean()} for name, frame in frames.items()}
+    return pd.DataFrame(rows).T
 
 
 def max_prevalence_gap(df, split, labels=LABELS, n_splits=3):
@@ -114,12 +111,15 @@ def max_prevalence_gap(df, split, labels=LABELS, n_splits=3):
 SPLIT_NAMES = ("train", "valid", "test")
 
 
-def split_frame(df, fractions=None, sizes=None, seed=0, patient_col="PatientId"):
-    """{'train', 'valid', 'test'} frames of `df`, by patient, stratified; leakage is checked.
+def split_frame(df, fractions=None, sizes=None, seed=0, table=NIH):
+    """{'train', 'valid', 'test'} frames of `df` (the columns of `table`), by patient, stratified
+    on `table`'s labels; leakage is checked.
 
     Give `fractions` of the images (summing to at most 1) or `sizes` in images
     (summing to at most len(df)); what is left over goes in no split.
     """
+    table.check(df, "the table to split")
+    patient_col = table.patient_col
     if (fractions is None) == (sizes is None):
         raise ValueError("give either fractions or sizes")
     if sizes is not None:
@@ -128,7 +128,7 @@ def split_frame(df, fractions=None, sizes=None, seed=0, patient_col="PatientId")
         fractions = [s / len(df) for s in sizes]
     if len(fractions) != len(SPLIT_NAMES):
         raise ValueError(f"need 3 numbers (train, valid, test), got {list(fractions)}")
-    split = stratified_patient_split(df, fractions, seed, patient_col)
+    split = stratified_patient_split(df, fractions, seed, patient_col, table.labels)
     frames = {name: df[split == j].reset_index(drop=True) for j, name in enumerate(SPLIT_NAMES)}
     for a in SPLIT_NAMES:
         for b in SPLIT_NAMES:
@@ -137,11 +137,12 @@ def split_frame(df, fractions=None, sizes=None, seed=0, patient_col="PatientId")
     return frames
 
 
-def write_splits(frames, out):
-    """train.csv, valid.csv, test.csv in the course format (Image, the 14 labels, PatientId); their paths."""
+def write_splits(frames, out, table=NIH):
+    """train.csv, valid.csv, test.csv with `table`'s columns (the course's: Image, the 14 labels,
+    PatientId); their paths."""
     os.makedirs(out, exist_ok=True)
     paths = {}
     for name, frame in frames.items():
         paths[name] = os.path.join(out, f"{name}.csv")
-        frame[["Image", *LABELS, "PatientId"]].to_csv(paths[name], index=False, lineterminator="\n")
+        frame[table.columns].to_csv(paths[name], index=False, lineterminator="\n")
     return paths

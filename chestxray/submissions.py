@@ -16,7 +16,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 
-from .exercise_calls import FUNCTIONS
+from .exercise_calls import FUNCTIONS, marked
 from .i18n import LANGUAGES, N_
 
 MAX_MB = 32
@@ -73,10 +73,6 @@ def _code_cells(notebook):
     code = [(i, _source(cell)) for i, cell in enumerate(notebook["cells"])
             if isinstance(cell, dict) and cell.get("cell_type") == "code"]
     return [(i, source) for i, source in code if source is not None]
-
-
-def _marked(source, key):
-    return re.search(rf"#\s*{key}\b", source) is not None
 
 
 class Unreadable(ValueError):
@@ -169,18 +165,18 @@ def graded_cells(code, templates):
     say which cell was graded wherever more than one is marked."""
     cells, notes = {}, []
     for key, function in FUNCTIONS.items():
-        marked = [(i, strip_magics(source)) for i, source in code if _marked(source, key)]
-        if not marked:
+        tagged = [(i, strip_magics(source)) for i, source in code if marked(source, key)]
+        if not tagged:
             continue
-        defining = [(i, s) for i, s in marked if _defines(s, function)] or marked[:1]
+        defining = [(i, s) for i, s in tagged if _defines(s, function)] or tagged[:1]
         untouched = [(i, s) for i, s in defining if _normal(s) in templates.get(key, ())]
         if len(untouched) < len(defining):
             defining = [c for c in defining if c not in untouched]
         index, cells[key] = defining[-1]
-        if len(marked) > 1:  # a message and its values: feedback says it in the student's language
+        if len(tagged) > 1:  # a message and its values: feedback says it in the student's language
             notes.append((N_("{count} cells are marked {key} (cells {cells}): graded cell {cell}, the last that "
                           "defines {function} and is not the untouched template"),
-                          {"count": len(marked), "key": key, "cells": ", ".join(str(i + 1) for i, _source in marked),
+                          {"count": len(tagged), "key": key, "cells": ", ".join(str(i + 1) for i, _source in tagged),
                            "cell": index + 1, "function": function}))
     return cells, notes
 
@@ -201,6 +197,6 @@ def templates(paths):
             continue
         for _index, source in _code_cells(notebook):
             for key in FUNCTIONS:
-                if _marked(source, key):
+                if marked(source, key):
                     found.setdefault(key, set()).add(_normal(source))
     return found

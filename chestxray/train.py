@@ -1,8 +1,10 @@
 """Training: weighted loss, the course's callbacks, resuming after a kill, tf.distribute.
 
 `train(...)` writes into `out`:
-  run.json           the recipe and data of this run, written first; a restart must match it
-  preprocessing.json image size, standardisation, the training sample's mean/std, label prevalence
+  run.json           the recipe, the table's columns and the data of this run, written first; a
+                     restart must match it
+  preprocessing.json backbone, image size, standardisation, the training sample's mean/std, labels
+                     and their prevalence
   best.keras         the model of the best epoch so far (by `recipe.monitor`)
   model.keras        the final model (best epoch's weights), written at the end
   model.weights.h5   the same weights alone (no optimizer state): what is shipped
@@ -32,7 +34,7 @@ from .augment import Augmentation
 from .data import ImageBatches
 from .evaluate import ValidationMetrics
 from .i18n import _, number
-from .labels import LABELS
+from .labels import NIH
 from .losses import compute_class_freqs, get_weighted_loss
 from .model import build_model
 from .preprocessing import Preprocessing
@@ -106,45 +108,48 @@ def plot_history(history_csv, path):
 
 
 
-def _data(train_df, valid_df, image_dir, recipe, global_batch, whole, cache, train_shards, valid_shards):
-    """(preprocessing, training batches, validation batches), from tables of PNGs or from shards."""
-    augment = Augmentation.named(recipe.augment)
+def _data(train_df, valid_df, image_dir, recipe, table, global_batch, whole, cache, train_shards, valid_shards):
+    """(preprocessing, training batches, validation batches), from tables of images or from shards."""
+    augment, labels = Augmentation.named(recipe.augment), list(table.labels)
     if train_shards:
         stats = read_stats(train_shards)
         if recipe.image_size != stats["image_size"]:
             print(f"image size {stats['image_size']}, as in {train_shards} (not {recipe.image_size})")
-        prevalence = pd.read_csv(os.path.join(train_shards, "index.csv"))[LABELS].to_numpy().mean(axis=0)
-        pre = Preprocessing(stats["image_size"], LABELS, recipe.standardize, stats["mean"], stats["std"],
-                            prevalence, source=f"{train_shards}/stats.json")
+        index = table.check(pd.read_csv(os.path.join(train_shards, "index.csv")), f"{train_shards}/index.csv", False)
+        pre = Preprocessing(stats["image_size"], labels, recipe.standardize, stats["mean"], stats["std"],
+                            index[labels].to_numpy().mean(axis=0), source=f"{train_shards}/stats.json")
         train_batches = shard_batches(train_shards, global_batch, shuffle=True, seed=recipe.seed,
                                       mean=pre.mean_std[0], std=pre.mean_std[1], augment=augment,
-                                      drop_remainder=whole)
+                                      drop_remainder=whole, y_cols=labels)
         valid_batches = shard_batches(valid_shards, global_batch, mean=pre.mean_std[0], std=pre.mean_std[1],
-                                      drop_remainder=whole)
+                                      drop_remainder=whole, y_cols=labels)
         return pre, train_batches, valid_batches
-    pre = Preprocessing.from_training(train_df, image_dir, recipe.image_size, recipe.standardize,
-                                      sample_size=recipe.sample_size, seed=recipe.seed)
+    table.check(train_df, "the training table", False), table.check(valid_df, "the validation table", False)
+    pre = Preprocessing.from_training(train_df, image_dir, recipe.image_size, recipe.standardize, labels,
+                                      table.x_col, sample_size=recipe.sample_size, seed=recipe.seed)
     mean, std = pre.mean_std
-    train_batches = ImageBatches(train_df, image_dir, "Image", LABELS, batch_size=global_batch, size=pre.size,
+    train_batches = ImageBatches(train_df, image_dir, table.x_col, labels, batch_size=global_batch, size=pre.size,
                                  shuffle=True, seed=recipe.seed, mean=mean, std=std, augment=augment,
                                  cache=cache, drop_remainder=whole)
-    valid_batches = ImageBatches(valid_df, image_dir, "Image", LABELS, batch_size=global_batch, size=pre.size,
+    valid_batches = ImageBatches(valid_df, image_dir, table.x_col, labels, batch_size=global_batch, size=pre.size,
                                  mean=mean, std=std, cache=cache, drop_remainder=whole)
     return pre, train_batches, valid_batches
 
 
-def _run_record(out, recipe, train_df, valid_df, train_shards, valid_shards):
+def _run_record(out, recipe, table, train_df, valid_df, train_shards, valid_shards):
     """Write run.json on a fresh start; on a restart, refuse a folder of another run."""
     data = ({"train_shards": train_shards, "valid_shards": valid_shards} if train_shards else
-            {"train_images": train_df["Image"].tolist(), "valid_images": valid_df["Image"].tolist()})
+            {"train_images": train_df[table.x_col].tolist(), "valid_images": valid_df[table.x_col].tolist()})
     # The augmentation's settings beside its preset's name: what the run did, should a preset change.
-    record = {"recipe": asdict(recipe), "augmentation": Augmentation.named(recipe.augment).to_dict(), "data": data}
+    record = {"recipe": asdict(recipe), "augmentation": Augmentation.named(recipe.augment).to_dict(),
+              "table": table.to_dict(), "data": data}
     path = os.path.join(out, "run.json")
     if os.path.exists(path):
         with open(path) as f:
             saved = json.load(f)
         differ = sorted(k for k in record["recipe"] if saved["recipe"].get(k) != record["recipe"][k])
         differ += sorted(k for k in record["data"] if saved["data"].get(k) != record["data"][k])
+        differ += ["table"] if saved.get("table", NIH.to_dict()) != record["table"] else []
         if differ:
             raise FileExistsError(f"{out} holds another run ({path} differs in {', '.join(differ)}): "
                                   "choose a new --out, or repeat that run's settings to resume it")
@@ -155,13 +160,14 @@ def _run_record(out, recipe, train_df, valid_df, train_shards, valid_shards):
     write_atomic(path, json.dumps(record, indent=1))
 
 
-def train(train_df, valid_df, image_dir, out, recipe=None, *, strategy="none", cache=None, callbacks=(),
+def train(train_df, valid_df, image_dir, out, recipe=None, *, table=NIH, strategy="none", cache=None, callbacks=(),
           verbose=1, model_fn=None, train_shards=None, valid_shards=None, **settings):
     """Train (or resume training) a model; returns the final model (the best epoch's weights).
 
     `recipe`: a `Recipe`; keyword `settings` override its fields (`epochs=3, lr=1e-3`).
-    Data: the course frames and `image_dir`, or folders written by `write_shards`
-    (`train_shards`, `valid_shards`; then the frames and image_dir are not used).
+    Data: frames with `table`'s columns (the course's by default) and `image_dir`, or folders
+    written by `write_shards` (`train_shards`, `valid_shards`; then the frames and image_dir are
+    not used). The model has one output per label of `table`.
     `model_fn(n_classes, weights, image_size)` replaces `build_model` (e.g. a small model for tests).
     Seeds Python's, NumPy's and TensorFlow's global generators with `recipe.seed`.
     """
@@ -176,13 +182,13 @@ def train(train_df, valid_df, image_dir, out, recipe=None, *, strategy="none", c
     # Every worker saves (checkpoints, resume state), but only the chief where asked.
     out = out if chief else os.path.join(out, f".worker-{strategy.cluster_resolver.task_id}")
     os.makedirs(out, exist_ok=True)
-    _run_record(out, recipe, train_df, valid_df, train_shards, valid_shards)  # first: whose folder this is
+    _run_record(out, recipe, table, train_df, valid_df, train_shards, valid_shards)  # first: whose folder this is
 
     global_batch = recipe.batch_size * strategy.num_replicas_in_sync
     # Across workers a last, partial batch leaves some worker an empty one, which fails:
     # there, every batch is whole, and the images left over each epoch are said.
     whole = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    pre, train_batches, valid_batches = _data(train_df, valid_df, image_dir, recipe, global_batch, whole, cache,
+    pre, train_batches, valid_batches = _data(train_df, valid_df, image_dir, recipe, table, global_batch, whole, cache,
                                               train_shards, valid_shards)
     for name, batches in (("training", train_batches), ("validation", valid_batches)):
         left_out = len(batches.labels) - len(batches) * global_batch if whole else 0
@@ -206,7 +212,7 @@ def train(train_df, valid_df, image_dir, out, recipe=None, *, strategy="none", c
     with strategy.scope():
         model, state = run.load()
         if model is None:
-            model = model_fn(len(LABELS), recipe.weights, pre.image_size)
+            model = model_fn(len(pre.labels), recipe.weights, pre.image_size)
             model.compile(optimizer=recipe.optimizer(len(train_batches)), loss=loss)
             initial_epoch = 0
         else:
@@ -244,7 +250,7 @@ def _finish(run, out, model_fn, pre, chief):
     # Keras 3 saves a compiled model's loss and optimizer state with it: model.keras and
     # model.weights.h5 hold a bare model with the best weights, so that plain Keras loads
     # model.keras without this package (best.keras and resume/ keep the loss and optimizer).
-    bare = model_fn(len(LABELS), None, pre.image_size)
+    bare = model_fn(len(pre.labels), None, pre.image_size)
     bare.set_weights(best.get_weights())
     save_atomic(bare.save, os.path.join(out, "model.keras"))
     save_atomic(bare.save_weights, os.path.join(out, "model.weights.h5"))

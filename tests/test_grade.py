@@ -87,9 +87,9 @@ def test_grader_scores_each_exercise_and_survives_bad_submissions(solution, tmp_
     # Feedback per student: expected against got, hints, and the error's type and line.
     feedback = (tmp_path / "feedback" / "g_raises.md").read_text()
     assert "NameError: name 'undefined' is not defined (line 4: return labels / undefined)" in feedback
-    assert "Score: **2 / 3**" in feedback and "hint:" in feedback
+    assert "Score: **2 / 3**" in feedback and "Hint:" in feedback
     untouched = (tmp_path / "feedback" / "b_untouched.md").read_text()
-    assert "- expected: `" in untouched and "- got: `" in untouched
+    assert "- Expected: `" in untouched and "- Got: `" in untouched
 
 
 def test_students_cannot_give_themselves_the_marks(solution, tmp_path):

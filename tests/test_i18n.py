@@ -129,7 +129,7 @@ def test_grader_feedback_follows_the_notebook_language(releases, tmp_path):
     assert "Resumo da correção" in summary and "Taxa de acerto por caso" in summary and "o que ensinar" in summary
     text = (tmp_path / "feedback" / "aluno.md").read_text(encoding="utf-8")
     assert "# Devolutiva: aluno.ipynb" in text and "Nota: **2 / 3**" in text
-    assert "**falhou**: exemplo do curso (5 exemplos, 3 classes)" in text and "  - dica: " in text
+    assert "**falhou**: exemplo do curso (5 exemplos, 3 classes)" in text and "  - Dica: " in text and "  - Esperado: `" in text
     assert "- passou: um paciente em comum, exemplo do curso" in text
     english = (tmp_path / "feedback" / "student.md").read_text(encoding="utf-8")
     assert "# Feedback: student.ipynb" in english and "- passed: one shared patient" in english

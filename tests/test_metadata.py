@@ -79,3 +79,23 @@ def test_bboxes(nih):
     assert list(boxes.columns) == ["Image", "Label", "x", "y", "w", "h"]
     assert "Infiltrate" not in set(boxes["Label"]) and (boxes["Label"] == "Infiltration").sum() == 123
     assert set(boxes["Label"]) <= set(LABELS) and (boxes[["w", "h"]] > 0).all().all()
+
+
+def test_chexpert_tables_read_with_a_stated_uncertainty_policy(tmp_path):
+    from chestxray.metadata import chexpert_table, read_chexpert
+
+    path = tmp_path / "train.csv"
+    path.write_text("Path,Sex,Atelectasis,Cardiomegaly,Consolidation,Edema,Pleural Effusion\n"
+                    "CheXpert-v1.0/train/patient00001/study1/view1_frontal.jpg,F,1.0,-1.0,,0.0,\n"
+                    "CheXpert-v1.0/train/patient00002/study1/view1_frontal.jpg,M,-1.0,0.0,1.0,,1.0\n")
+    ones, zeros = read_chexpert(path, "ones"), read_chexpert(path, "zeros")
+    assert list(ones.columns) == chexpert_table().columns and list(ones["Patient"]) == ["patient00001", "patient00002"]
+    assert ones["Cardiomegaly"].tolist() == [1, 0] and zeros["Cardiomegaly"].tolist() == [0, 0]
+    assert ones["Atelectasis"].tolist() == [1, 1] and zeros["Atelectasis"].tolist() == [1, 0]
+    assert ones["Pleural Effusion"].tolist() == [0, 1]  # empty: not mentioned, negative
+    with pytest.raises(ValueError, match="use one of"):
+        read_chexpert(path, "ignore")
+    path.write_text("Path,Atelectasis,Cardiomegaly,Consolidation,Edema,Pleural Effusion\n"
+                    "x/patient00001/a.jpg,1,0,0,0,0\nx/patient00002/b.jpg,2,0,0,0,0\n")
+    with pytest.raises(ValueError, match="line 3: a label that is not 1, 0, -1 or empty"):
+        read_chexpert(path)

@@ -76,3 +76,28 @@ def test_split_command_views_and_missing_images(nih, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no image of"):
         main(["split", "--metadata", meta, "--images", str(tmp_path / "empty"), "--out", str(tmp_path / "x")])
+
+
+def test_another_table_splits_by_its_own_columns(tmp_path, capsys):
+    """Two labels, other column names: split, written and checked with them; the NIH's columns
+    missing is a clear error, not a KeyError."""
+    from chestxray.labels import Table
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"file": [f"{i}.png" for i in range(90)], "A": rng.integers(0, 2, 90),
+                       "B": (rng.random(90) < 0.2).astype(int), "who": rng.integers(0, 30, 90)})
+    table = Table(("A", "B"), "file", "who")
+    frames = split_frame(df, fractions=[0.6, 0.2, 0.2], table=table)
+    assert sum(len(f) for f in frames.values()) == 90
+    assert not check_for_leakage(frames["train"], frames["test"], "who")
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['Image', 'Cardiomegaly'"):
+        split_frame(df, fractions=[0.6, 0.2, 0.2])
+    source = tmp_path / "chexpert.csv"
+    source.write_text("Path,Atelectasis,Cardiomegaly,Consolidation,Edema,Pleural Effusion\n" + "".join(
+        f"t/patient{i % 30:05d}/s/{i}.jpg,{i % 2},{-1 if i % 7 == 0 else 0},{i % 3 == 0:d},0,{i % 5 == 0:d}\n"
+        for i in range(90)))
+    main(["split", "--metadata", str(source), "--format", "chexpert", "--uncertain", "zeros",
+          "--fractions", "0.6,0.2,0.2", "--out", str(tmp_path / "out"), "--labels", "Atelectasis,Cardiomegaly"])
+    written = pd.read_csv(tmp_path / "out" / "train.csv")
+    assert list(written.columns) == ["Path", "Atelectasis", "Cardiomegaly", "Patient"]
+    assert "patients" in capsys.readouterr().out

@@ -135,7 +135,7 @@ def test_train_command(split_phantoms, tmp_path, capsys, monkeypatch):
     here a tiny model stands in for it (building and tracing DenseNet121 costs about a minute)."""
     images, split, frames = split_phantoms
     out = tmp_path / "cli"
-    monkeypatch.setattr("chestxray.train.build_model", tiny_model)
+    monkeypatch.setattr("chestxray.train.build_model", lambda n, weights, size, backbone: tiny_model(n, weights, size))
     main(["train", "--train-csv", str(split / "train.csv"), "--valid-csv", str(split / "valid.csv"),
           "--image-dir", images, "--out", str(out), "--epochs", "1", "--image-size", "32"])
     history = pd.read_csv(out / "history.csv")
@@ -249,3 +249,32 @@ def test_each_backbone_trains_reloads_through_predict_and_explains(backbone, nih
     np.testing.assert_allclose([predicted[label]["score"] for label in pre.labels], expected, atol=1e-5)
     _gray, heatmaps, _probabilities = next(explain_files(reloaded, [path], pre, ["Mass", "Edema"]))
     assert heatmaps.shape == (2, 32, 32) and np.isfinite(heatmaps).all()
+
+
+def test_a_model_of_other_labels_trains_and_is_scored_on_the_labels_it_shares(nih, tmp_path, capsys):
+    """The table as a value: CheXpert's five labels under its column names train a five-output
+    model; evaluated on an NIH table, it is scored on the four labels both have, and says so."""
+    from chestxray.evaluate import evaluate
+    from chestxray.labels import CHEXPERT_LABELS
+    from chestxray.metadata import chexpert_table
+    from chestxray.preprocessing import Preprocessing
+
+    images = os.path.join(nih, "images")
+    nih_train = pd.read_csv(os.path.join(nih, "train.csv"))
+    chexpert = nih_train.rename(columns={"Image": "Path", "PatientId": "Patient", "Effusion": "Pleural Effusion"})
+    table = chexpert_table()
+    out = str(tmp_path / "run")
+    train(chexpert.head(16), chexpert.iloc[16:24], images, out, table=table, model_fn=tiny_model, epochs=1,
+          batch_size=8, image_size=32, sample_size=8, verbose=0)
+    with open(os.path.join(out, "run.json")) as f:
+        assert json.load(f)["table"] == {"labels": CHEXPERT_LABELS, "x_col": "Path", "patient_col": "Patient"}
+    pre = Preprocessing.load(out)
+    assert list(pre.labels) == CHEXPERT_LABELS
+    model = keras.models.load_model(os.path.join(out, "model.keras"))
+    assert model.output_shape == (None, 5)
+    test = pd.read_csv(os.path.join(nih, "test.csv")).head(40)
+    metrics = evaluate(model, test, images, pre, str(tmp_path / "eval"), n_boot=20, gallery=1)
+    assert list(metrics.index) == ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema"]
+    assert "no column for Pleural Effusion" in capsys.readouterr().err
+    scores = pd.read_csv(tmp_path / "eval" / "scores.csv")
+    assert list(scores.columns) == ["Image", *CHEXPERT_LABELS] and len(scores) == 40
