@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from chestxray.augment import Augmentation
 from chestxray.evaluate import mean_auroc
-from chestxray.labels import LABELS
+from chestxray.labels import LABELS, NIH
 from chestxray.model import base_weights, build_model
 from chestxray.preprocessing import Preprocessing
 from chestxray.recipe import Recipe
@@ -139,7 +139,7 @@ def test_training_and_evaluation_standardise_alike(split_phantoms, tmp_path, mod
     assert pre.standardize == mode and pre.image_size == 32
     assert pre.prevalence == pytest.approx(tuple(frames["train"][LABELS].mean()))
     recipe = Recipe(image_size=32, standardize=mode, augment="none")
-    _, train_batches, _ = _data(frames["train"], frames["valid"], images, recipe, 8, False, None, None, None)
+    _, train_batches, _ = _data(frames["train"], frames["valid"], images, recipe, NIH, 8, False, None, None, None)
     seen_in_training = _image_stats(train_batches)
     seen_in_evaluation = _image_stats(pre.batches(frames["train"], images))
     np.testing.assert_allclose(seen_in_training, seen_in_evaluation, atol=2e-3)
