@@ -122,9 +122,13 @@ def test_grader_feedback_follows_the_notebook_language(releases, tmp_path):
     nbformat.write(notebook, str(subs / "aluno.ipynb"))
     nbformat.write(notebook, str(subs / "outro aluno.ipynb"))
     shutil.copy(folder / "en.solution.ipynb", subs / "student.ipynb")
+    (subs / "quebrado.ipynb").write_text("{not json", encoding="utf-8")  # no language of its own
     table = grade(str(subs), str(tmp_path / "notas.csv"), jobs=1, progress=False)
     assert table.set_index("submission")["total"].to_dict() == {"aluno.ipynb": 2, "outro aluno.ipynb": 2,
-                                                                 "student.ipynb": 3}
+                                                                 "quebrado.ipynb": 0, "student.ipynb": 3}
+    broken = (tmp_path / "feedback" / "quebrado.md").read_text(encoding="utf-8")  # the class's language
+    assert "o notebook não pôde ser lido: não é JSON válido (linha 1" in broken
+    assert "nenhuma célula" not in broken and "Nota: **0 / 3**" in broken
     summary = (tmp_path / "summary.html").read_text(encoding="utf-8")  # most of the class writes Portuguese
     assert "Resumo da correção" in summary and "Taxa de acerto por caso" in summary and "o que ensinar" in summary
     text = (tmp_path / "feedback" / "aluno.md").read_text(encoding="utf-8")
