@@ -3,7 +3,7 @@ case's inputs become its arguments, whether it needs Keras; and results turned i
 
 The only part of the exercises that enters the grader's sandbox (`sandbox.py`): no case, no
 reference answer, no comparison (`exercises.py` adds those to each record). Imports nothing
-but NumPy and pandas.
+but the standard library, NumPy and pandas.
 """
 
 import re
@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+
 MAX_VALUES = 10_000  # a result larger than this is not an answer to any case
 MAX_ITEMS = 16  # nor a tuple longer than this
 

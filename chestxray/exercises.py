@@ -1,5 +1,5 @@
-"""The three graded exercises in one place: their cases, reference answers, and how a student's
-function is called on a case and its result turned into plain data.
+"""The graded exercises, one record each (`EXERCISES`): how a student's function is called on a
+case, its reference answer, the inputs a case may give, how answers compare, the public cases.
 
 A case is plain data (JSON): {"name", "inputs", "hint"} and, for hidden cases, an optional
 "expected" (otherwise the reference solution computes it). `call(key, function, inputs)` turns
