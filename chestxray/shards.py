@@ -105,7 +105,7 @@ def shard_batches(folder, batch_size=8, shuffle=False, seed=1, mean=None, std=No
         ds = (tf.data.Dataset.from_tensor_slices(files)
               .shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
               .interleave(tf.data.TFRecordDataset, cycle_length=min(PARALLEL, len(files)),
-                          num_parallel_calls=PARALLEL))
+                          num_parallel_calls=min(PARALLEL, len(files))))  # not more than the cycle: one shard
     else:  # one shard after the other: the order of index.csv
         ds = tf.data.TFRecordDataset(files)
     if augment is None and horizontal_flip:

@@ -74,3 +74,21 @@ def test_train_from_shards(dev_frame, nih, tmp_path):
     preprocessing = json.loads((tmp_path / "run" / "preprocessing.json").read_text())
     assert preprocessing["image_size"] == 32  # from the shards
     assert preprocessing["mean"] == read_stats(str(tmp_path / "train"))["mean"]
+
+
+def test_one_shard_of_another_table_trains(dev_frame, nih, tmp_path):
+    """Fewer shards than parallel readers (one), and a table of other columns: shuffled batches
+    still read, and train records the table."""
+    from chestxray.labels import Table
+
+    table = Table(("Mass", "Edema"), "file", "who")
+    df = dev_frame.iloc[:24].rename(columns={"Image": "file", "PatientId": "who"})
+    for name, rows in (("train", df.iloc[:16]), ("valid", df.iloc[16:])):
+        write_shards(rows, os.path.join(nih, "images"), str(tmp_path / name), image_size=32, per_shard=64,
+                     sample_size=4, x_col="file", y_cols=list(table.labels))
+    batches = shard_batches(str(tmp_path / "train"), batch_size=4, shuffle=True, y_cols=list(table.labels))
+    assert sum(len(b[0]) for b in batches) == 16
+    train(None, None, None, str(tmp_path / "run"), table=table, epochs=1, model_fn=tiny_model, verbose=0,
+          train_shards=str(tmp_path / "train"), valid_shards=str(tmp_path / "valid"))
+    assert json.loads((tmp_path / "run" / "preprocessing.json").read_text())["labels"] == ["Mass", "Edema"]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["table"]["x_col"] == "file"
