@@ -7,7 +7,6 @@ implemented (and tested) in `chestxray`.
 import logging
 import os
 import warnings
-from dataclasses import replace
 
 from chestxray.data import get_test_and_valid_generator, get_train_generator  # noqa: F401
 from chestxray.i18n import _, label_name, number, set_language, table  # noqa: F401
@@ -59,7 +58,7 @@ def compute_gradcam(model, img, image_dir, df, labels, selected_labels, layer_na
     import matplotlib.pyplot as plt
 
     from chestxray.data import training_sample_stats
-    from chestxray.explain import DEFAULT_CAM, explain_files, gradcam_figure
+    from chestxray.explain import Cam, explain_files, gradcam_figure
     from chestxray.preprocessing import Preprocessing
 
     if preprocessing is None:
@@ -69,9 +68,7 @@ def compute_gradcam(model, img, image_dir, df, labels, selected_labels, layer_na
     names = [label_name(label) for label in selected_labels]
     print(_("Grad-CAM of {image} for {labels}, in one pass").format(image=img, labels=", ".join(names)))
     gray, heatmaps, probabilities = next(explain_files(model, [os.path.join(image_dir, img)], preprocessing,
-                                                       list(selected_labels),
-                                                       replace(DEFAULT_CAM, layer=layer_name or DEFAULT_CAM.layer,
-                                                               method=method or DEFAULT_CAM.method)))
+                                                       list(selected_labels), Cam.chosen(layer_name, method)))
     shown = [list(preprocessing.labels).index(label) for label in selected_labels]
     gradcam_figure(gray, heatmaps, names, probabilities[shown], title=img)
     plt.show()

@@ -179,10 +179,9 @@ def cmd_gradcam(args):
 
 def _cam(args):
     """The heatmap settings of --layer, --method, --flip: the default's, for those not given."""
-    from .explain import DEFAULT_CAM, Cam
+    from .explain import Cam
 
-    return Cam(args.layer or DEFAULT_CAM.layer, args.method or DEFAULT_CAM.method,
-               DEFAULT_CAM.flip if args.flip is None else args.flip == "on")
+    return Cam.chosen(args.layer, args.method, None if args.flip is None else args.flip == "on")
 
 
 def _cam_arguments(p):

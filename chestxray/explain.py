@@ -34,10 +34,16 @@ class Cam:
     method: str = "gradcam"
     flip: bool = False
 
+    @classmethod
+    def chosen(cls, layer=None, method=None, flip=None):
+        """The model card's choice (DEFAULT_CAM), with whatever is given instead."""
+        return cls(layer or DEFAULT_CAM.layer, method or DEFAULT_CAM.method, DEFAULT_CAM.flip if flip is None else flip)
+
     def on(self, model):
         """These settings for `model`: the default's layer, where the model has none of that name
-        (another backbone), becomes its last 4-D layer; a layer asked for by name must exist."""
-        if self == DEFAULT_CAM and self.layer and self.layer not in [layer.name for layer in model.layers]:
+        (another backbone), becomes its last 4-D layer, whatever the method and flip; any other
+        layer asked for by name must exist."""
+        if self.layer == DEFAULT_CAM.layer and self.layer not in [layer.name for layer in model.layers]:
             return replace(self, layer=None)
         return self
 

@@ -225,7 +225,7 @@ def test_multiworker_workaround_refuses_an_untested_keras(monkeypatch):
 def test_each_backbone_trains_reloads_through_predict_and_explains(backbone, nih, tmp_path, capsys):
     """The backbone is a value: recorded in preprocessing.json, read back by `predict` and
     `load_model`, and its flat graph lets Grad-CAM reach an inner layer."""
-    from chestxray.explain import explain_files
+    from chestxray.explain import Cam, explain_files
     from chestxray.model import load_model
     from chestxray.preprocessing import Preprocessing
 
@@ -249,6 +249,9 @@ def test_each_backbone_trains_reloads_through_predict_and_explains(backbone, nih
     np.testing.assert_allclose([predicted[label]["score"] for label in pre.labels], expected, atol=1e-5)
     _gray, heatmaps, _probabilities = next(explain_files(reloaded, [path], pre, ["Mass", "Edema"]))
     assert heatmaps.shape == (2, 32, 32) and np.isfinite(heatmaps).all()
+    # Another method alone keeps the model card's layer, which this backbone lacks: its last 4-D one.
+    _gray, heatmaps, _probabilities = next(explain_files(reloaded, [path], pre, ["Mass"], Cam.chosen(method="hirescam")))
+    assert heatmaps.shape == (1, 32, 32)
 
 
 def test_a_model_of_other_labels_trains_and_is_scored_on_the_labels_it_shares(nih, tmp_path, capsys):
