@@ -237,7 +237,8 @@ def reliability_figure(y_true, probabilities, bins=10, ax=None):
 
 def shared_labels(model_labels, table_columns):
     """(the model's labels the table has, those it lacks), in the model's order."""
-    shared = [label for label in model_labels if label in set(table_columns)]
+    columns = set(table_columns)
+    shared = [label for label in model_labels if label in columns]
     return shared, [label for label in model_labels if label not in shared]
 
 

@@ -236,8 +236,6 @@ PUBLIC = {
 }
 
 
-
-
 @dataclass(frozen=True)
 class Exercise:
     """A graded exercise, whole: the sandbox's part (`exercise_calls.Call`: the function's name,

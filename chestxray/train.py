@@ -124,7 +124,8 @@ def _data(train_df, valid_df, image_dir, recipe, table, global_batch, whole, cac
         valid_batches = shard_batches(valid_shards, global_batch, mean=pre.mean_std[0], std=pre.mean_std[1],
                                       drop_remainder=whole, y_cols=labels)
         return pre, train_batches, valid_batches
-    table.check(train_df, "the training table", False), table.check(valid_df, "the validation table", False)
+    for frame, what in ((train_df, "the training table"), (valid_df, "the validation table")):
+        table.check(frame, what, patients=False)
     pre = Preprocessing.from_training(train_df, image_dir, recipe.image_size, recipe.standardize, labels,
                                       table.x_col, sample_size=recipe.sample_size, seed=recipe.seed)
     mean, std = pre.mean_std
