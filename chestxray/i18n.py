@@ -7,10 +7,8 @@ Catalogs: `chestxray/locale/<lang>/LC_MESSAGES/chestxray.po` (edited) and `.mo` 
 English is the source language: without a catalog, messages stay as written.
 """
 
-import ast
 import gettext
 import os
-import struct
 
 LOCALE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locale")
 DOMAIN = "chestxray"
@@ -117,67 +115,27 @@ def table(frame, digits=3):
 
 
 # ----------------------------------------------------------------------------
-# Catalogs: .po (text) -> .mo (binary), without GNU gettext's msgfmt.
-
-def read_po(path):
-    """{msgid: msgstr} of a .po file (no plurals, no contexts: this project uses neither)."""
-    entries, msgid, msgstr, current = {}, None, None, None
-
-    def flush():
-        if msgid is not None:
-            entries[msgid] = msgstr or ""
-
-    with open(path, encoding="utf-8") as f:
-        for number_, raw in enumerate(f, 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if line.startswith("msgid "):
-                flush()
-                msgid, msgstr, current = ast.literal_eval(line[6:]), None, "id"
-            elif line.startswith("msgstr "):
-                msgstr, current = ast.literal_eval(line[7:]), "str"
-            elif line.startswith('"'):
-                if current == "id":
-                    msgid += ast.literal_eval(line)
-                elif current == "str":
-                    msgstr += ast.literal_eval(line)
-                else:
-                    raise ValueError(f"{path}, line {number_}: a string outside msgid/msgstr")
-            else:
-                raise ValueError(f"{path}, line {number_}: cannot read {line[:40]!r}")
-    flush()
-    return entries
-
-
-def mo_bytes(entries):
-    """The GNU .mo format (little-endian, sorted keys), as Python's gettext reads it."""
-    items = sorted((k.encode("utf-8"), v.encode("utf-8")) for k, v in entries.items() if v or k == "")
-    ids = strs = b""
-    offsets = []
-    for key, value in items:
-        offsets.append((len(ids), len(key), len(strs), len(value)))
-        ids += key + b"\0"
-        strs += value + b"\0"
-    start = 7 * 4 + 16 * len(items)
-    key_table = b"".join(struct.pack("<2I", length, start + offset) for offset, length, _, _ in offsets)
-    value_start = start + len(ids)
-    value_table = b"".join(struct.pack("<2I", length, value_start + offset) for _, _, offset, length in offsets)
-    header = struct.pack("<7I", 0x950412DE, 0, len(items), 7 * 4, 7 * 4 + 8 * len(items), 0, 0)
-    return header + key_table + value_table + ids + strs
-
+# Catalogs: .po (text, edited) -> .mo (binary, what gettext reads), with Babel.
 
 def catalog_paths(language):
     folder = os.path.join(LOCALE_DIR, _locale(language), "LC_MESSAGES")
     return os.path.join(folder, DOMAIN + ".po"), os.path.join(folder, DOMAIN + ".mo")
 
 
+def read_catalog(language):
+    """A language's .po file as {msgid: msgstr}, and as Babel's catalog."""
+    from babel.messages.pofile import read_po
+
+    with open(catalog_paths(language)[0], "rb") as f:
+        catalog = read_po(f)
+    return {m.id: m.string for m in catalog if m.id}, catalog
+
+
 def compile_catalogs():
     """Write every .mo from its .po; returns the paths written."""
-    written = []
+    from babel.messages.mofile import write_mo
+
     for language in LANGUAGES[1:]:
-        po, mo = catalog_paths(language)
-        with open(mo, "wb") as f:
-            f.write(mo_bytes(read_po(po)))
-        written.append(mo)
-    return written
+        with open(catalog_paths(language)[1], "wb") as f:
+            write_mo(f, read_catalog(language)[1])
+    return [catalog_paths(language)[1] for language in LANGUAGES[1:]]
