@@ -10,7 +10,7 @@ import html
 
 from . import exercises
 from .exercises import error_text
-from .i18n import say, translator
+from .i18n import number, say, translator
 from .report import STYLE
 
 TOP_FAILED = 5
@@ -31,8 +31,8 @@ def note_text(note, _=str):
         key=note["key"], error=error_text(note, _))
 
 
-def _rate(passed, total, number):
-    return f"{number(100 * passed / total)} %" if total else "n/a"
+def _rate(passed, total, language):
+    return f"{number(100 * passed / total, 0, language)} %" if total else "n/a"
 
 
 def _bar(fraction):
@@ -45,46 +45,38 @@ def write_summary(path, subs, results, grader, skipped=()):
     language = class_language(subs)
     _ = translator(language)
 
-    def number(value):
-        text = f"{value:.0f}"
-        return text.replace(".", ",") if language == "pt-BR" else text
-
     e = html.escape
+
+    def table(heads, rows):
+        return ["<table>", "<tr>" + "".join(f"<th>{e(h)}</th>" for h in heads) + "</tr>",
+                *("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows), "</table>"]
+
     n = len(subs)
-    parts = [f"<h1>{e(_('Grading summary'))}</h1>",
-             f"<p>{e(_('{n} submissions graded').format(n=n))}</p>"]
-    # Score distribution.
+    parts = [f"<h1>{e(_('Grading summary'))}</h1>", f"<p>{e(_('{n} submissions graded').format(n=n))}</p>"]
     totals = collections.Counter(sum(r[k]["score"] for k in r) for r in results)
     full = len(exercises.FUNCTIONS)
-    parts += [f"<h2>{e(_('Score distribution'))}</h2>", "<table>",
-              f"<tr><th>{e(_('Score'))}</th><th>{e(_('Submissions'))}</th><th></th></tr>"]
-    parts += [f"<tr><td>{score} / {full}</td><td>{totals[score]}</td><td>{_bar(totals[score] / max(n, 1))}</td></tr>"
-              for score in range(full + 1)]
-    parts.append("</table>")
-    # Pass rate per exercise, then per case.
-    parts += [f"<h2>{e(_('Pass rate per exercise'))}</h2>", "<table>",
-              f"<tr><th>{e(_('Exercise'))}</th><th>{e(_('Passed'))}</th><th>{e(_('Pass rate'))}</th></tr>"]
-    for key, function in exercises.FUNCTIONS.items():
-        passed = sum(r[key]["score"] for r in results)
-        parts.append(f"<tr><td>{e(function)} ({key})</td><td>{passed} / {n}</td>"
-                     f"<td>{_rate(passed, n, number)}</td></tr>")
-    parts.append("</table>")
-    failed = []
-    parts += [f"<h2>{e(_('Pass rate per case'))}</h2>", "<table>",
-              f"<tr><th>{e(_('Case'))}</th><th>{e(_('Kind'))}</th><th>{e(_('Passed'))}</th>"
-              f"<th>{e(_('Pass rate'))}</th></tr>"]
+    parts += [f"<h2>{e(_('Score distribution'))}</h2>"] + table(
+        [_("Score"), _("Submissions"), ""],
+        [(f"{score} / {full}", totals[score], _bar(totals[score] / max(n, 1))) for score in range(full + 1)])
+    passed = {key: sum(r[key]["score"] for r in results) for key in exercises.FUNCTIONS}
+    parts += [f"<h2>{e(_('Pass rate per exercise'))}</h2>"] + table(
+        [_("Exercise"), _("Passed"), _("Pass rate")],
+        [(f"{e(function)} ({key})", f"{passed[key]} / {n}", _rate(passed[key], n, language))
+         for key, function in exercises.FUNCTIONS.items()])
+    failed, rows = [], []
     for key in exercises.FUNCTIONS:
-        for kind, cases in (("public", grader.public[key]), ("hidden", grader.secret[key])):
+        for kind, said, cases in (("public", _("public"), grader.public[key]),
+                                  ("hidden", _("hidden"), grader.secret[key])):
             for i, case in enumerate(cases):
                 graded = [r[key][kind][i] for r in results if len(r[key][kind]) > i]
                 passed = sum(row["passed"] for row in graded)
                 name = _(case["name"]) if kind == "public" else case["name"]
-                parts.append(f"<tr><td>{key}: {e(name)}</td><td>{e(_('public') if kind == 'public' else _('hidden'))}</td><td>{passed} / {len(graded)}</td>"
-                             f"<td>{_rate(passed, len(graded), number)}</td></tr>")
+                rows.append((f"{key}: {e(name)}", e(said), f"{passed} / {len(graded)}",
+                             _rate(passed, len(graded), language)))
                 if len(graded) - passed:
                     hint = _(case.get("hint", "")) if kind == "public" else case.get("hint", "")
                     failed.append((len(graded) - passed, key, name, hint))
-    parts.append("</table>")
+    parts += [f"<h2>{e(_('Pass rate per case'))}</h2>"] + table([_("Case"), _("Kind"), _("Passed"), _("Pass rate")], rows)
     # What to re-teach.
     parts += [f"<h2>{e(_('Most failed cases: what to re-teach'))}</h2>"]
     if failed:

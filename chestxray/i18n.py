@@ -69,11 +69,11 @@ def label_name(label):
     return _(label.replace("_", " "))
 
 
-def number(value, digits=3):
-    """A number in prose: 0.720 in English, 0,720 in Portuguese (thousands: 1,234 and 1.234).
-    `digits`: decimals, or a format spec such as "3g"."""
+def number(value, digits=3, language=None):
+    """A number in prose: 0.720 in English, 0,720 in Portuguese (thousands: 1,234 and 1.234), in
+    `language` (default: the current one). `digits`: decimals, or a format spec such as "3g"."""
     text = format(value, digits if isinstance(digits, str) else f",.{digits}f")
-    return text.translate(str.maketrans(",.", ".,")) if _language == "pt-BR" else text
+    return text.translate(str.maketrans(",.", ".,")) if (language or _language) == "pt-BR" else text
 
 
 # What the library's tables call their columns (stable keys, read by code and written to CSV
