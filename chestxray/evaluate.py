@@ -199,17 +199,23 @@ def comparison_table(metrics):
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("label")
 
 
+def _binned(y_true, probabilities, bins):
+    """(name, (probabilities, labels, [mask of each non-empty bin])) per set of probabilities, flat
+    over all image-label pairs; `bins` equal-width bins of the predicted probability."""
+    y = np.asarray(y_true, dtype=np.float64).ravel()
+    for name, p in probabilities.items():
+        p = np.asarray(p, dtype=np.float64).ravel()
+        which = np.minimum((p * bins).astype(int), bins - 1)
+        yield name, (p, y, [which == b for b in range(bins) if (which == b).any()])
+
+
 def calibration_table(y_true, probabilities, bins=10):
     """Brier score and expected calibration error (ECE) of each set of probabilities
     (`probabilities`: name -> (N, classes) array), over all image-label pairs at once;
     ECE over `bins` equal-width bins of the predicted probability."""
-    y = np.asarray(y_true, dtype=np.float64).ravel()
     rows = {}
-    for name, p in probabilities.items():
-        p = np.asarray(p, dtype=np.float64).ravel()
-        which = np.minimum((p * bins).astype(int), bins - 1)
-        gap = sum(abs(p[which == b].mean() - y[which == b].mean()) * (which == b).sum()
-                  for b in range(bins) if (which == b).any())
+    for name, (p, y, binned) in _binned(y_true, probabilities, bins):
+        gap = sum(abs(p[b].mean() - y[b].mean()) * b.sum() for b in binned)
         rows[name] = {"brier": float(np.mean((p - y) ** 2)), "ece": float(gap / len(p)),
                       "mean_probability": float(p.mean()), "observed_rate": float(y.mean())}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("probabilities")
@@ -220,13 +226,9 @@ def reliability_figure(y_true, probabilities, bins=10, ax=None):
     from matplotlib.figure import Figure
 
     ax = ax or Figure(figsize=(5, 5)).subplots()
-    y = np.asarray(y_true, dtype=np.float64).ravel()
     ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label=_("perfect"))
-    for name, p in probabilities.items():
-        p = np.asarray(p, dtype=np.float64).ravel()
-        which = np.minimum((p * bins).astype(int), bins - 1)
-        used = [b for b in range(bins) if (which == b).any()]
-        ax.plot([p[which == b].mean() for b in used], [y[which == b].mean() for b in used], marker="o", label=name)
+    for name, (p, y, binned) in _binned(y_true, probabilities, bins):
+        ax.plot([p[b].mean() for b in binned], [y[b].mean() for b in binned], marker="o", label=name)
     ax.set_xlabel(_("predicted probability"))
     ax.set_ylabel(_("observed rate"))
     ax.set_title(_("Reliability, all labels"))

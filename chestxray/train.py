@@ -65,7 +65,6 @@ def _is_chief(strategy):
 
 
 
-
 class EMAWeights(keras.callbacks.SwapEMAWeights):
     """The weights' moving average in the model from the end of each epoch (validation,
     checkpoint, early stopping see it) to the start of the next. `training_weights()`
@@ -85,27 +84,18 @@ def plot_history(history_csv, path):
     """loss.png: training and validation loss, and the validation mean AUROC, per epoch."""
     from matplotlib.figure import Figure  # no pyplot: a notebook's figures must keep their backend
 
-    history = pd.read_csv(history_csv)
+    history = pd.read_csv(history_csv).set_index("epoch")
     fig = Figure(figsize=(10, 4))
     ax, right = fig.subplots(1, 2)
-    for column in ("loss", "val_loss"):
-        if column in history:
-            ax.plot(history["epoch"], history[column], marker="o", label=column)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("weighted loss")
-    ax.set_title("Training and validation loss")
-    ax.legend()
-    right.set_title("Validation mean AUROC")
+    history.filter(["loss", "val_loss"]).plot(ax=ax, marker="o", ylabel="weighted loss",
+                                              title="Training and validation loss")
+    title = "Validation mean AUROC"
     if "val_auroc" in history and history["val_auroc"].notna().any():
-        right.plot(history["epoch"], history["val_auroc"], marker="o", color="tab:green")
-        best = history["val_auroc"].idxmax()
-        right.set_title(f"Validation mean AUROC (best {history['val_auroc'][best]:.3f}, "
-                        f"epoch {history['epoch'][best]})")
-    right.set_xlabel("epoch")
-    right.set_ylabel("mean AUROC")
+        history["val_auroc"].plot(ax=right, marker="o", color="tab:green", ylabel="mean AUROC")
+        title += f" (best {history['val_auroc'].max():.3f}, epoch {history['val_auroc'].idxmax()})"
+    right.set(title=title, xlabel="epoch")
     fig.tight_layout()
     save_atomic(lambda tmp: fig.savefig(tmp, format="png"), path)
-
 
 
 def _data(train_df, valid_df, image_dir, recipe, table, global_batch, whole, cache, train_shards, valid_shards):
