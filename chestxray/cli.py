@@ -1,15 +1,30 @@
 """`python -m chestxray COMMAND`: argument parsing only; the work is in the modules."""
 
 import argparse
+import ast
 import dataclasses
+import json
 import os
 import sys
 import time
 
 import numpy as np
+import pandas as pd
 
-from .paths import COURSE_SOURCE, SHIPPED_MODEL
+# What imports TensorFlow (data, model, train, shards, evaluate, explain) or nbformat (course) is
+# imported by the commands that use it: `--help` and the other commands start in a fraction of a second.
+from .demo import run_demo
 from .errors import UserError
+from .grade import grade
+from .i18n import compile_catalogs
+from .labels import NIH, Table
+from .metadata import chexpert_table, read_bboxes, read_chexpert, read_nih_metadata
+from .paths import COURSE_SOURCE, SHIPPED_MODEL
+from .phantoms import make_phantoms
+from .preprocessing import Preprocessing
+from .recipe import Recipe
+from .report import build_report
+from .splits import prevalence_table, split_frame, write_splits
 
 
 def _numbers(text, kind):
@@ -21,17 +36,12 @@ def _numbers(text, kind):
 
 def _table(args, default=None):
     """The `Table` that --labels, --x-col and --patient-col describe (unset: `default`'s, the NIH's)."""
-    from .labels import NIH, Table
-
     default = default or NIH
     return Table(tuple(args.labels.split(",")) if args.labels else default.labels, args.x_col or default.x_col,
                  args.patient_col or default.patient_col)
 
 
 def cmd_split(args):
-    from .metadata import chexpert_table, read_chexpert, read_nih_metadata
-    from .splits import prevalence_table, split_frame, write_splits
-
     if args.format == "chexpert":
         table = _table(args, chexpert_table())
         df = read_chexpert(args.metadata, args.uncertain, table.labels)
@@ -53,16 +63,12 @@ def cmd_split(args):
 
 
 def cmd_phantoms(args):
-    from .phantoms import make_phantoms
-
     metadata = make_phantoms(args.out, n=args.n, seed=args.seed, size=args.size)
     print(f"wrote {args.n} phantoms to {args.out}/images, masks to {args.out}/masks, table {metadata}")
 
 
 def cmd_demo(args):
     """The main job: the shipped model (or one trained first with --train) on the course's test images."""
-    from .demo import run_demo
-
     metrics, localization, report = run_demo(args.out, args.model, n_boot=args.n_boot, train_first=args.train,
                                              epochs=args.epochs, image_size=args.image_size, seed=args.seed)
     print(metrics[["auroc", "ci_low", "ci_high", "pr_auc", "positives"]].to_string(float_format=lambda v: f"{v:.3f}"))
@@ -74,9 +80,6 @@ def cmd_demo(args):
 
 
 def cmd_train(args):
-    import pandas as pd
-
-    from .recipe import Recipe
     from .train import train
 
     if bool(args.train_shards) != bool(args.valid_shards):
@@ -91,8 +94,6 @@ def cmd_train(args):
 
 
 def cmd_shard(args):
-    import pandas as pd
-
     from .shards import write_shards
 
     table = _table(args)
@@ -104,10 +105,8 @@ def cmd_shard(args):
 def _model_and_settings(args):
     """The model and the `Preprocessing` it was trained with (preprocessing.json beside it, or
     a sample of --train-csv's images, as the course's test generator computed them)."""
-    import pandas as pd
 
     from .model import load_model
-    from .preprocessing import Preprocessing
 
     model = load_model(args.model)
     train_df = pd.read_csv(args.train_csv) if args.train_csv else None
@@ -120,8 +119,6 @@ def _model_and_settings(args):
 
 
 def cmd_evaluate(args):
-    import pandas as pd
-
     from .evaluate import comparison_table, evaluate
 
     model, pre = _model_and_settings(args)
@@ -135,10 +132,6 @@ def cmd_evaluate(args):
 
 
 def cmd_predict(args):
-    import json
-
-    import pandas as pd
-
     model, pre = _model_and_settings(args)
     images = np.stack([pre.load_file(path)[0] for path in args.images])
     scores = model.predict(images, batch_size=8, verbose=0)
@@ -195,7 +188,6 @@ def _cam_arguments(p):
 
 def cmd_localize(args):
     from .explain import feature_layer, localize
-    from .metadata import read_bboxes
 
     model, pre = _model_and_settings(args)
     boxes = read_bboxes(args.bbox)
@@ -216,14 +208,11 @@ def cmd_localize(args):
 
 
 def cmd_report(args):
-    from .report import build_report
-
     print(f"wrote {build_report(args.eval, args.out)}")
 
 
 def cmd_notebook(args):
     from . import course
-    from .i18n import compile_catalogs
 
     default_student, default_solution = course.release_paths(args.lang)
     args.student, args.solution = args.student or default_student, args.solution or default_solution
@@ -249,8 +238,6 @@ def cmd_notebook(args):
 
 
 def _literal(text):
-    import ast
-
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -258,8 +245,6 @@ def _literal(text):
 
 
 def cmd_grade(args):
-    from .grade import grade
-
     table = grade(args.submissions, args.out, hidden=args.hidden, jobs=args.jobs, timeout=args.timeout,
                   memory_mb=args.memory_mb, sandbox=not args.no_sandbox, feedback_dir=args.feedback,
                   max_mb=args.max_mb)
@@ -292,8 +277,6 @@ def _table_arguments(p, labels=True, patients=True):
 
 def _recipe_arguments(p):
     """One option per field of `Recipe`, with its type, choices, default and help."""
-    from .recipe import Recipe
-
     for f in dataclasses.fields(Recipe):
         kind = f.type if f.type in (int, float) else None
         help = f.metadata["help"] + (" (default %(default)s)" if f.metadata["help"] else "")
@@ -311,7 +294,8 @@ def _data_commands(sub):
     p.add_argument("--images", help="keep only the images present in this folder")
     p.add_argument("--out", required=True, help="folder for train.csv, valid.csv, test.csv")
     share = p.add_mutually_exclusive_group()
-    share.add_argument("--sizes", type=lambda t: _numbers(t, int), help="images per split, e.g. 659,109,420 (the course's)")
+    share.add_argument("--sizes", type=lambda t: _numbers(t, int),
+                       help="images per split, e.g. 659,109,420 (the course's)")
     share.add_argument("--fractions", type=lambda t: _numbers(t, float), help="share of images, e.g. 0.7,0.1,0.2")
     p.add_argument("--views", help="keep only these View Position values, e.g. PA or PA,AP")
     p.add_argument("--seed", type=int, default=0)
