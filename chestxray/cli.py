@@ -105,7 +105,6 @@ def cmd_shard(args):
 def _model_and_settings(args):
     """The model and the `Preprocessing` it was trained with (preprocessing.json beside it, or
     a sample of --train-csv's images, as the course's test generator computed them)."""
-
     from .model import load_model
 
     model = load_model(args.model)
@@ -125,8 +124,7 @@ def cmd_evaluate(args):
     metrics = evaluate(model, pd.read_csv(args.test_csv), args.image_dir, pre, args.out, n_boot=args.n_boot,
                        seed=args.seed, batch_size=args.batch_size, gallery=args.gallery, x_col=args.x_col)
     print(metrics.drop(columns="note").to_string(float_format=lambda v: f"{v:.3f}"))
-    print()
-    print(comparison_table(metrics).to_string())
+    print("\n" + comparison_table(metrics).to_string())
     print(f"\nwrote predictions.csv, scores.csv, metrics.csv, comparison.csv, calibration.csv, roc.png, "
           f"reliability.png and gradcam/ to {args.out}")
 
