@@ -70,7 +70,7 @@ def _keras_numpy(value):
 # The exercises: how each function is called on a case's inputs.
 
 def _leakage(function, inputs):
-    column = inputs.get("column", "patient_id")
+    column = inputs.get("column") or "patient_id"
     df1, df2 = pd.DataFrame({column: inputs["first"]}), pd.DataFrame({column: inputs["second"]})
     if inputs.get("extra"):
         df1[inputs["extra"]], df2[inputs["extra"]] = range(len(df1)), range(len(df2))

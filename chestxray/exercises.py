@@ -98,38 +98,14 @@ def reference(key, inputs):
     return plain(EXERCISES[key].reference(inputs))
 
 
-def _numbers(rows, what):
-    """(rows, columns) of a non-empty rectangular list of lists of finite numbers."""
-    if not (isinstance(rows, list) and rows and all(isinstance(r, list) and r for r in rows)
-            and len({len(r) for r in rows}) == 1
-            and all(type(v) in (int, float) and np.isfinite(v) for r in rows for v in r)):
-        raise ValueError(f"{what} must be a non-empty rectangular list of lists of numbers")
-    return len(rows), len(rows[0])
-
-
 def _leakage_answer(inputs):
     return bool(set(inputs["first"]) & set(inputs["second"]))
-
-
-def _leakage_inputs(inputs):
-    for side in ("first", "second"):
-        ids = inputs.get(side)
-        if not (isinstance(ids, list) and all(type(v) in (int, str) for v in ids)):
-            raise ValueError(f"{side!r} must be a list of patient ids (integers or strings)")
-    if not _text(inputs.get("column", "patient_id"), 100) or not _text(inputs.get("extra") or "", 100):
-        raise ValueError("'column' and 'extra' must be strings")
 
 
 def _frequencies_answer(inputs):
     labels = np.array(inputs["labels"], dtype=np.float64)
     positive = labels.sum(axis=0) / labels.shape[0]
     return positive, 1 - positive
-
-
-def _frequencies_inputs(inputs):
-    _numbers(inputs.get("labels"), "'labels'")
-    if inputs.get("dtype", "int64") not in ("int64", "int32", "float32", "float64", "bool"):
-        raise ValueError("'dtype' must be one of int64, int32, float32, float64, bool")
 
 
 def _loss_answer(inputs):
@@ -139,16 +115,26 @@ def _loss_answer(inputs):
     return float(per_class.mean(axis=0).sum())
 
 
-def _loss_inputs(inputs):
-    shape = _numbers(inputs.get("y"), "'y'")
-    if _numbers(inputs.get("pred"), "'pred'") != shape:
-        raise ValueError("'pred' must have the shape of 'y'")
-    for name in ("pos", "neg"):
-        _numbers([inputs.get(name)], f"{name!r}")
-        if len(inputs[name]) != shape[1]:
-            raise ValueError(f"{name!r} must have one weight per column of 'y'")
-    if type(inputs.get("epsilon")) not in (int, float) or not np.isfinite(inputs["epsilon"]):
-        raise ValueError("'epsilon' must be a number")
+# What a field of a case's inputs may hold: (test of the value, None where the case leaves it out; what it must be).
+IDS = (lambda v: isinstance(v, list) and all(type(x) in (int, str) for x in v), "a list of patient ids (integers "
+       "or strings)")
+NAME = (lambda v: v is None or _text(v, 100), "a column name (a string)")
+NUMBER = (lambda v: type(v) in (int, float) and bool(np.isfinite(v)), "a number")
+MATRIX = (lambda v: (isinstance(v, list) and v != [] and all(isinstance(r, list) and r != [] for r in v)
+                     and len({len(r) for r in v}) == 1 and all(NUMBER[0](x) for r in v for x in r)),
+          "a non-empty rectangular list of lists of numbers")
+ROW = (lambda v: MATRIX[0]([v]), "a non-empty list of numbers")
+DTYPE = (lambda v: v in (None, "int64", "int32", "float32", "float64", "bool"), "one of int64, int32, float32, "
+         "float64, bool")
+
+
+def _loss_shapes(inputs):
+    """Why the loss's inputs do not fit together, or None."""
+    if np.shape(inputs["pred"]) != np.shape(inputs["y"]):
+        return "'pred' must have the shape of 'y'"
+    if not len(inputs["pos"]) == len(inputs["neg"]) == len(inputs["y"][0]):
+        return "'pos' and 'neg' must have one weight per column of 'y'"
+    return None
 
 
 def with_answers(key, cases):
@@ -240,26 +226,26 @@ PUBLIC = {
 class Exercise:
     """A graded exercise, whole: the sandbox's part (`exercise_calls.Call`: the function's name,
     how it is called, whether it needs Keras), the reference answer, the fields a case's inputs
-    may have and their check, how answers compare, and the public cases. Adding an exercise is
-    one record here (and its `Call`), one notebook cell, its test function and its translations."""
+    may have, how answers compare, and the public cases. Adding an exercise is one record here
+    (and its `Call`), one notebook cell, its test function and its translations."""
 
     call: Call
     reference: Callable  # a case's inputs -> the right answer (anything `plain` takes)
-    fields: frozenset  # the fields a case's inputs may have
-    check: Callable  # a case's inputs -> None, or ValueError saying what is wrong
+    fields: dict  # {field of a case's inputs: (test, what it must be)}
     cases: list  # the public cases
     tolerance: float = 1e-6
     relative: bool = False  # the tolerance relative to the answer's size (where above 1)
+    agree: Callable = lambda inputs: None  # why well-formed fields do not fit together, or None
 
 
 EXERCISES = {
-    "UNQ_C1": Exercise(CALLS["UNQ_C1"], _leakage_answer, frozenset({"first", "second", "column", "extra"}),
-                       _leakage_inputs, PUBLIC["UNQ_C1"]),
-    "UNQ_C2": Exercise(CALLS["UNQ_C2"], _frequencies_answer, frozenset({"labels", "dtype"}), _frequencies_inputs,
-                       PUBLIC["UNQ_C2"]),
+    "UNQ_C1": Exercise(CALLS["UNQ_C1"], _leakage_answer, {"first": IDS, "second": IDS, "column": NAME, "extra": NAME},
+                       PUBLIC["UNQ_C1"]),
+    "UNQ_C2": Exercise(CALLS["UNQ_C2"], _frequencies_answer, {"labels": MATRIX, "dtype": DTYPE}, PUBLIC["UNQ_C2"]),
     # a loss: one number, to a relative 1e-4 (float32 arithmetic in any backend)
-    "UNQ_C3": Exercise(CALLS["UNQ_C3"], _loss_answer, frozenset({"y", "pred", "pos", "neg", "epsilon"}),
-                       _loss_inputs, PUBLIC["UNQ_C3"], tolerance=1e-4, relative=True),
+    "UNQ_C3": Exercise(CALLS["UNQ_C3"], _loss_answer, {"y": MATRIX, "pred": MATRIX, "pos": ROW, "neg": ROW,
+                                                       "epsilon": NUMBER},
+                       PUBLIC["UNQ_C3"], tolerance=1e-4, relative=True, agree=_loss_shapes),
 }
 
 
@@ -338,10 +324,14 @@ def _same_form(a, b):
 
 def _check_inputs(key, inputs):
     """The inputs' fields, types and shapes, so that every student's call gets what the exercise promises."""
-    fields = EXERCISES[key].fields
-    if not isinstance(inputs, dict) or not set(inputs) <= fields:
-        raise ValueError(f"inputs must be an object with fields among {sorted(fields)}")
-    EXERCISES[key].check(inputs)
+    exercise = EXERCISES[key]
+    if not isinstance(inputs, dict) or not set(inputs) <= set(exercise.fields):
+        raise ValueError(f"inputs must be an object with fields among {sorted(exercise.fields)}")
+    for name, (test, what) in exercise.fields.items():
+        if not test(inputs.get(name)):
+            raise ValueError(f"{name!r} must be {what}")
+    if exercise.agree(inputs):
+        raise ValueError(exercise.agree(inputs))
 
 
 def check_cases(cases, source="cases"):
