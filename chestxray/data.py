@@ -64,8 +64,7 @@ def check_table(df, x_col, y_cols):
         raise ValueError(f"column {x_col!r}, row {int(names.isna().to_numpy().argmax())}: no file name")
     repeated = names[names.duplicated()]
     if len(repeated):
-        raise ValueError(f"column {x_col!r}: {len(repeated)} image(s) listed twice, "
-                         f"e.g. {repeated.iloc[0]!r}")
+        raise ValueError(f"column {x_col!r}: {len(repeated)} image(s) listed twice, e.g. {repeated.iloc[0]!r}")
     for row, name in enumerate(names):
         path = PurePath(str(name))
         if path.is_absolute() or ".." in path.parts or os.path.isabs(str(name)):
@@ -92,13 +91,10 @@ def sniff(path):
     if size == 0:
         return None, "empty"
     if head.startswith(PNG_SIGNATURE):
-        if PNG_END not in tail:
-            return None, "truncated PNG (no IEND chunk at the end)"
-        return ("png16" if head[24] == 16 else "png8"), None
+        return ("png16" if head[24] == 16 else "png8", None) if PNG_END in tail else (
+            None, "truncated PNG (no IEND chunk at the end)")
     if head.startswith(JPEG_START):
-        if JPEG_END not in tail:
-            return None, "truncated JPEG (no end-of-image marker)"
-        return "jpeg", None
+        return ("jpeg", None) if JPEG_END in tail else (None, "truncated JPEG (no end-of-image marker)")
     with open(path, "rb") as f:
         f.seek(128)
         if f.read(4) == b"DICM":  # the DICOM preamble is 128 bytes, then this magic
@@ -164,8 +160,7 @@ def read_dicom(path):
     if pixels.ndim != 2:
         raise ImageFileError(f"{path}: DICOM pixel data of shape {pixels.shape}; expected one gray frame")
     if "WindowCenter" in ds and "WindowWidth" in ds:
-        center = float(np.ravel(ds.WindowCenter)[0])
-        width = float(np.ravel(ds.WindowWidth)[0])
+        center, width = float(np.ravel(ds.WindowCenter)[0]), float(np.ravel(ds.WindowWidth)[0])
         pixels = np.clip(pixels, center - width / 2, center + width / 2)
     low, high = pixels.min(), pixels.max()
     pixels = (pixels - low) / (high - low or 1.0) * 255.0
@@ -275,19 +270,16 @@ def image_stats(paths, size=(320, 320), decode=None, batch_size=32):
 # ----------------------------------------------------------------------------
 # Batches over a table.
 
-def augmented(ds, augment, seed, mean=None, std=None):
-    """Images on the 0..255 scale -> changed by `augment` (a new random key per image and
-    epoch), then standardized: after the change, so that samplewise statistics see it."""
-    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    return tf.data.Dataset.zip(ds, keys).map(
-        lambda xy, key: (standardize(augment(xy[0], key), mean, std), xy[1]), num_parallel_calls=PARALLEL)
-
-
-def batched(ds, batch_size, drop_remainder=False):
-    """Images `(h, w, 1)` and labels -> model batches `(b, h, w, 3)`."""
+def batched(ds, batch_size, drop_remainder=False, augment=None, seed=0, mean=None, std=None):
+    """Images `(h, w, 1)` and labels -> model batches `(b, h, w, 3)`. With `augment`, images on
+    the 0..255 scale are changed (a new random key per image and epoch), then standardized:
+    after the change, so that samplewise statistics see it."""
+    if augment:
+        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip(ds, keys).map(
+            lambda xy, key: (standardize(augment(xy[0], key), mean, std), xy[1]), num_parallel_calls=PARALLEL)
     return (ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=PARALLEL)
-            .map(lambda x, y: (to_rgb(x), y), num_parallel_calls=PARALLEL)
-            .prefetch(2))
+            .map(lambda x, y: (to_rgb(x), y), num_parallel_calls=PARALLEL).prefetch(2))
 
 
 class Batches(tf.data.Dataset):
@@ -297,8 +289,7 @@ class Batches(tf.data.Dataset):
     """
 
     def __init__(self, dataset, labels, batch_size, drop_remainder=False):
-        self._dataset, self.labels, self.batch_size = dataset, labels, batch_size
-        self.drop_remainder = drop_remainder
+        self._dataset, self.labels, self.batch_size, self.drop_remainder = dataset, labels, batch_size, drop_remainder
         super().__init__(dataset._variant_tensor)
 
     def _inputs(self):
@@ -334,9 +325,7 @@ class ImageBatches(Batches):
         labels = df[list(y_cols)].to_numpy()
         # `b[i]` shows batch i of one fixed order: the table's, or one shuffle of it.
         self._order = np.random.default_rng(seed).permutation(len(labels)) if shuffle else np.arange(len(labels))
-
-        if augment is None and horizontal_flip:
-            augment = Augmentation(flip=True)
+        augment = Augmentation(flip=True) if augment is None and horizontal_flip else augment
 
         # With a cache, decoded images come in one order, which the cache replays:
         # reshuffle them each epoch through a buffer. Without, shuffle rows before decoding.
@@ -352,9 +341,8 @@ class ImageBatches(Batches):
             ds = ds.cache("" if cache == "memory" else str(cache))
             if shuffle:
                 ds = ds.shuffle(min(len(labels), shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
-        if augment:
-            ds = augmented(ds, augment, seed, mean, std)
-        super().__init__(batched(ds, batch_size, drop_remainder), labels, batch_size, drop_remainder)
+        super().__init__(batched(ds, batch_size, drop_remainder, augment, seed, mean, std), labels, batch_size,
+                         drop_remainder)
 
     def __getitem__(self, i):
         if not -len(self) <= i < len(self):

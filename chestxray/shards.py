@@ -20,8 +20,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from .augment import Augmentation
-from .data import (OPTIONS, PARALLEL, Batches, augmented, batched, check_files, check_table, decoder_for,
+from .data import (OPTIONS, PARALLEL, Batches, batched, check_files, check_table, decoder_for,
                    load_image, load_rows, standardize, training_sample_stats)
 from .labels import LABELS
 
@@ -77,8 +76,8 @@ def read_stats(folder):
         return json.load(f)
 
 
-def shard_batches(folder, batch_size=8, shuffle=False, seed=1, mean=None, std=None, horizontal_flip=False,
-                  shuffle_buffer=4096, y_cols=LABELS, drop_remainder=False, augment=None):
+def shard_batches(folder, batch_size=8, shuffle=False, seed=1, mean=None, std=None, shuffle_buffer=4096,
+                  y_cols=LABELS, drop_remainder=False, augment=None):
     """Batches `(x, y)` from a folder of shards, with the same standardization as `ImageBatches`.
 
     Shuffled: shard order each epoch, records from several shards interleaved, then a
@@ -108,12 +107,9 @@ def shard_batches(folder, batch_size=8, shuffle=False, seed=1, mean=None, std=No
                           num_parallel_calls=min(PARALLEL, len(files))))  # not more than the cycle: one shard
     else:  # one shard after the other: the order of index.csv
         ds = tf.data.TFRecordDataset(files)
-    if augment is None and horizontal_flip:
-        augment = Augmentation(flip=True)
     ds = ds.map(parse, num_parallel_calls=PARALLEL)
     if shuffle:
         ds = ds.shuffle(min(len(labels), shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
     ds = ds.apply(tf.data.experimental.assert_cardinality(len(labels))).with_options(OPTIONS)
-    if augment:
-        ds = augmented(ds, augment, seed, mean, std)
-    return Batches(batched(ds, batch_size, drop_remainder), labels, batch_size, drop_remainder)
+    return Batches(batched(ds, batch_size, drop_remainder, augment, seed, mean, std), labels, batch_size,
+                   drop_remainder)
