@@ -26,7 +26,6 @@ from dataclasses import asdict, replace
 from functools import partial
 
 import keras
-import numpy as np
 import pandas as pd
 import tensorflow as tf
 
@@ -64,7 +63,6 @@ def _is_chief(strategy):
     return resolver.task_type == "worker" and resolver.task_id == 0
 
 
-
 class EMAWeights(keras.callbacks.SwapEMAWeights):
     """The weights' moving average in the model from the end of each epoch (validation,
     checkpoint, early stopping see it) to the start of the next. `training_weights()`
@@ -100,7 +98,7 @@ def plot_history(history_csv, path):
 
 def _data(train_df, valid_df, image_dir, recipe, table, global_batch, whole, cache, train_shards, valid_shards):
     """(preprocessing, training batches, validation batches), from tables of images or from shards."""
-    augment, labels = Augmentation.named(recipe.augment), list(table.labels)
+    labels = list(table.labels)
     if train_shards:
         stats = read_stats(train_shards)
         if recipe.image_size != stats["image_size"]:
@@ -108,23 +106,19 @@ def _data(train_df, valid_df, image_dir, recipe, table, global_batch, whole, cac
         index = table.check(pd.read_csv(os.path.join(train_shards, "index.csv")), f"{train_shards}/index.csv", False)
         pre = Preprocessing(stats["image_size"], labels, recipe.standardize, stats["mean"], stats["std"],
                             index[labels].to_numpy().mean(axis=0), source=f"{train_shards}/stats.json")
-        train_batches = shard_batches(train_shards, global_batch, shuffle=True, seed=recipe.seed,
-                                      mean=pre.mean_std[0], std=pre.mean_std[1], augment=augment,
-                                      drop_remainder=whole, y_cols=labels)
-        valid_batches = shard_batches(valid_shards, global_batch, mean=pre.mean_std[0], std=pre.mean_std[1],
-                                      drop_remainder=whole, y_cols=labels)
-        return pre, train_batches, valid_batches
-    for frame, what in ((train_df, "the training table"), (valid_df, "the validation table")):
-        table.check(frame, what, patients=False)
-    pre = Preprocessing.from_training(train_df, image_dir, recipe.image_size, recipe.standardize, labels,
-                                      table.x_col, sample_size=recipe.sample_size, seed=recipe.seed)
+        make = partial(shard_batches, y_cols=labels)
+        sources = train_shards, valid_shards
+    else:
+        for frame, what in ((train_df, "the training table"), (valid_df, "the validation table")):
+            table.check(frame, what, patients=False)
+        pre = Preprocessing.from_training(train_df, image_dir, recipe.image_size, recipe.standardize, labels,
+                                          table.x_col, sample_size=recipe.sample_size, seed=recipe.seed)
+        make = partial(ImageBatches, image_dir=image_dir, x_col=table.x_col, y_cols=labels, size=pre.size, cache=cache)
+        sources = train_df, valid_df
     mean, std = pre.mean_std
-    train_batches = ImageBatches(train_df, image_dir, table.x_col, labels, batch_size=global_batch, size=pre.size,
-                                 shuffle=True, seed=recipe.seed, mean=mean, std=std, augment=augment,
-                                 cache=cache, drop_remainder=whole)
-    valid_batches = ImageBatches(valid_df, image_dir, table.x_col, labels, batch_size=global_batch, size=pre.size,
-                                 mean=mean, std=std, cache=cache, drop_remainder=whole)
-    return pre, train_batches, valid_batches
+    return (pre, make(sources[0], batch_size=global_batch, mean=mean, std=std, drop_remainder=whole, shuffle=True,
+                      seed=recipe.seed, augment=Augmentation.named(recipe.augment)),
+            make(sources[1], batch_size=global_batch, mean=mean, std=std, drop_remainder=whole))
 
 
 def _run_record(out, recipe, table, train_df, valid_df, train_shards, valid_shards):
