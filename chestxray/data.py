@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from . import pixels
 from .augment import Augmentation
+from .labels import require_columns
 
 # Fixed parallelism, autotuning off: tf.data's autotuning thread made ending an
 # iterator (every epoch) stall for up to a second on 2 cores. Static graph rewrites
@@ -49,9 +50,7 @@ class ImageFileError(ValueError):
 
 def check_table(df, x_col, y_cols):
     """Clear errors for what would otherwise fail late or silently: columns, labels, names."""
-    missing = [c for c in [x_col, *y_cols] if c not in df.columns]
-    if missing:
-        raise ValueError(f"column(s) {missing} not in the table; it has {list(df.columns)}")
+    require_columns(df, [x_col, *y_cols], "the table")
     for column in y_cols:
         values = df[column]
         bad = ~values.isin([0, 1])

@@ -34,6 +34,14 @@ ALIASES = {"Infiltrate": "Infiltration"}
 CHEXPERT_LABELS = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
 
 
+def require_columns(frame, columns, source):
+    """`frame`, or ValueError naming `source` (a file, a table) and the columns it lacks."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{source}: missing column(s) {missing}; found {list(frame.columns)}")
+    return frame
+
+
 @dataclass(frozen=True)
 class Table:
     """The columns of a split CSV: the image file's, the patient's, and one 0/1 column per label
@@ -54,10 +62,7 @@ class Table:
 
     def check(self, frame, source, patients=True):
         """`frame`, or ValueError naming `source` and the columns it lacks."""
-        missing = [c for c in (self.columns if patients else self.columns[:-1]) if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{source}: missing column(s) {missing}; found {list(frame.columns)}")
-        return frame
+        return require_columns(frame, self.columns if patients else self.columns[:-1], source)
 
     def to_dict(self):
         return {**asdict(self), "labels": list(self.labels)}

@@ -5,16 +5,10 @@ and the NIH box list."""
 import numpy as np
 import pandas as pd
 
-from .labels import ALIASES, CHEXPERT_LABELS, LABELS, NO_FINDING, Table
+from .labels import ALIASES, CHEXPERT_LABELS, LABELS, NO_FINDING, Table, require_columns
 
 IMAGE, FINDINGS, PATIENT, VIEW = "Image Index", "Finding Labels", "Patient ID", "View Position"
 BOX_COLUMNS = ["Image Index", "Finding Label", "Bbox [x", "y", "w", "h]"]
-
-
-def _require_columns(df, columns, path):
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
 
 
 def read_nih_metadata(path, views=None):
@@ -27,7 +21,7 @@ def read_nih_metadata(path, views=None):
     that names the row; nothing is dropped silently.
     """
     table = pd.read_csv(path, dtype={IMAGE: str, FINDINGS: str})
-    _require_columns(table, [IMAGE, FINDINGS, PATIENT] + ([VIEW] if views else []), path)
+    require_columns(table, [IMAGE, FINDINGS, PATIENT] + ([VIEW] if views else []), path)
     if views:
         unknown = sorted(set(views) - set(table[VIEW].dropna().unique()))
         if unknown:
@@ -74,7 +68,7 @@ def read_chexpert(path, uncertain="ones", labels=CHEXPERT_LABELS):
     if uncertain not in UNCERTAIN:
         raise ValueError(f"uncertain labels: use one of {sorted(UNCERTAIN)}, not {uncertain!r}")
     table = pd.read_csv(path)
-    _require_columns(table, ["Path", *labels], path)
+    require_columns(table, ["Path", *labels], path)
     values = table[list(labels)].fillna(0)
     bad = ~values.isin([1, 0, -1])
     if bad.any().any():
@@ -96,7 +90,7 @@ def chexpert_table(labels=CHEXPERT_LABELS):
 def read_bboxes(path):
     """Read the NIH bounding-box list: columns Image, Label, x, y, w, h (pixels of the original image)."""
     table = pd.read_csv(path)
-    _require_columns(table, BOX_COLUMNS, path)
+    require_columns(table, BOX_COLUMNS, path)
     boxes = table[BOX_COLUMNS].copy()
     boxes.columns = ["Image", "Label", "x", "y", "w", "h"]
     boxes["Label"] = boxes["Label"].replace(ALIASES)
@@ -109,4 +103,3 @@ def read_bboxes(path):
     if bad.any():
         raise ValueError(f"{path}: line {boxes.index[bad][0] + 2}: missing or non-positive box size")
     return boxes
-

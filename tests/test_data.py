@@ -224,7 +224,7 @@ def test_a_table_of_only_broken_files_names_one(nih, tmp_path, shuffle):
 
 def test_table_errors(dev):
     df, image_dir = dev
-    with pytest.raises(ValueError, match=r"\['Nope'\] not in the table"):
+    with pytest.raises(ValueError, match=r"the table: missing column\(s\) \['Nope'\]"):
         ImageBatches(df, image_dir, "Image", LABELS + ["Nope"])
     bad = df.copy()
     bad.loc[3, "Mass"] = 2
