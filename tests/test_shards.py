@@ -7,7 +7,7 @@ import pytest
 
 from chestxray.cli import main
 from chestxray.data import load_image
-from chestxray.labels import LABELS
+from chestxray.labels import LABELS, Table
 from chestxray.shards import read_stats, shard_batches, write_shards
 from chestxray.train import train
 from tests.test_train import tiny_model
@@ -59,36 +59,23 @@ def test_shards_are_not_overwritten(shards, nih):
         write_shards(df, os.path.join(nih, "images"), str(folder))
 
 
-def test_train_from_shards(dev_frame, nih, tmp_path):
-    images = os.path.join(nih, "images")
-    df = dev_frame.iloc[:40]
+def test_train_from_shards_of_another_table(dev_frame, nih, tmp_path):
+    """`shard`, then `train` from the shards, on a table of other columns; the validation folder is
+    one shard (fewer than the parallel readers), whose shuffled batches still read."""
+    images, table = os.path.join(nih, "images"), Table(("Mass", "Edema"), "file", "who")
+    df = dev_frame.iloc[:40].rename(columns={"Image": "file", "PatientId": "who"})
     df.iloc[:30].to_csv(tmp_path / "train.csv", index=False)
     df.iloc[30:].to_csv(tmp_path / "valid.csv", index=False)
     for name in ("train", "valid"):
-        main(["shard", "--csv", str(tmp_path / f"{name}.csv"), "--image-dir", images,
-              "--out", str(tmp_path / name), "--image-size", "32", "--per-shard", "16"])
-    train(None, None, None, str(tmp_path / "run"), epochs=2, image_size=320, model_fn=tiny_model, verbose=0,
-          train_shards=str(tmp_path / "train"), valid_shards=str(tmp_path / "valid"))
+        main(["shard", "--csv", str(tmp_path / f"{name}.csv"), "--image-dir", images, "--out", str(tmp_path / name),
+              "--image-size", "32", "--per-shard", "16", "--labels", "Mass,Edema", "--x-col", "file"])
+    valid = shard_batches(str(tmp_path / "valid"), 4, shuffle=True, y_cols=list(table.labels))
+    assert sum(len(x) for x, _y in valid) == 10
+    train(None, None, None, str(tmp_path / "run"), table=table, epochs=2, image_size=320, model_fn=tiny_model,
+          verbose=0, train_shards=str(tmp_path / "train"), valid_shards=str(tmp_path / "valid"))
     history = pd.read_csv(tmp_path / "run" / "history.csv")
     assert list(history["epoch"]) == [0, 1] and np.isfinite(history["val_loss"]).all()
     preprocessing = json.loads((tmp_path / "run" / "preprocessing.json").read_text())
-    assert preprocessing["image_size"] == 32  # from the shards
+    assert preprocessing["image_size"] == 32 and preprocessing["labels"] == ["Mass", "Edema"]  # from the shards
     assert preprocessing["mean"] == read_stats(str(tmp_path / "train"))["mean"]
-
-
-def test_one_shard_of_another_table_trains(dev_frame, nih, tmp_path):
-    """Fewer shards than parallel readers (one), and a table of other columns: shuffled batches
-    still read, and train records the table."""
-    from chestxray.labels import Table
-
-    table = Table(("Mass", "Edema"), "file", "who")
-    df = dev_frame.iloc[:24].rename(columns={"Image": "file", "PatientId": "who"})
-    for name, rows in (("train", df.iloc[:16]), ("valid", df.iloc[16:])):
-        write_shards(rows, os.path.join(nih, "images"), str(tmp_path / name), image_size=32, per_shard=64,
-                     sample_size=4, x_col="file", y_cols=list(table.labels))
-    batches = shard_batches(str(tmp_path / "train"), batch_size=4, shuffle=True, y_cols=list(table.labels))
-    assert sum(len(b[0]) for b in batches) == 16
-    train(None, None, None, str(tmp_path / "run"), table=table, epochs=1, model_fn=tiny_model, verbose=0,
-          train_shards=str(tmp_path / "train"), valid_shards=str(tmp_path / "valid"))
-    assert json.loads((tmp_path / "run" / "preprocessing.json").read_text())["labels"] == ["Mass", "Edema"]
     assert json.loads((tmp_path / "run" / "run.json").read_text())["table"]["x_col"] == "file"
