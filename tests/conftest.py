@@ -1,19 +1,23 @@
 """Shared fixtures: the real NIH data in the repository (data/nih), the 1024 px originals
-(CHESTXRAY_NIH), and small phantom sets."""
+(CHESTXRAY_NIH), small phantom sets; the course's notebooks and students' versions of them."""
 
 import os
+import re
 import sys
 
+import nbformat
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # the course files (util.py, public_tests.py) live at the root
 
+from chestxray import course  # noqa: E402
 from chestxray.metadata import read_nih_metadata  # noqa: E402
 from chestxray.paths import DATA_DIR, nih_dir  # noqa: E402
 from chestxray.phantoms import make_phantoms  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+SCORES = ["check_for_leakage_score", "compute_class_freqs_score", "get_weighted_loss_score"]  # grades.csv
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +59,28 @@ def phantoms(tmp_path_factory):
     out = tmp_path_factory.mktemp("phantoms")
     metadata = make_phantoms(str(out), n=60, seed=3, size=128)
     return out, metadata
+
+
+@pytest.fixture(scope="session")
+def releases():
+    """(student release, solution notebook) of the English course, as text (nothing written)."""
+    return course.build(student=None, solution=None)
+
+
+def notebook(solution, replace=None, after=None, metadata=None):
+    """A student's notebook: the solution (text) with graded cells replaced ({"UNQ_C1": source}),
+    cells added after one ({"UNQ_C3": [source, ...]}), its metadata changed."""
+    nb = nbformat.reads(solution, as_version=4)
+    cells = []
+    for cell in nb.cells:
+        for key, source in (replace or {}).items():
+            if cell.cell_type == "code" and re.search(rf"#\s*{key}\b", cell.source):
+                magic, rest = source.split("\n", 1) if source.startswith("%%") else ("", source)
+                cell.source = (magic + "\n" if magic else "") + f"# {key}\n" + rest  # a cell magic comes first
+        cells.append(cell)
+        for key, extra in (after or {}).items():
+            if cell.cell_type == "code" and re.search(rf"#\s*{key}\b", cell.source):
+                cells += [nbformat.v4.new_code_cell(source) for source in extra]
+    nb.cells = cells
+    nb.metadata.update(metadata or {})
+    return nbformat.writes(nb)

@@ -3,7 +3,6 @@ feedback. Each test plays a student who wants the marks (or another student's)."
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -12,51 +11,34 @@ import nbformat
 import pandas as pd
 import pytest
 
-from chestxray import course, exercises
+from chestxray import exercises
 from chestxray.cli import main
 from chestxray.grade import grade
+from tests.conftest import SCORES, notebook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCORES = ["check_for_leakage_score", "compute_class_freqs_score", "get_weighted_loss_score"]
 
 WRONG_LEAKAGE = "def check_for_leakage(df1, df2, patient_col):\n    return False\n"
 WRONG_FREQS = "import numpy as np\ndef compute_class_freqs(labels):\n    return np.zeros(labels.shape[1]), np.ones(labels.shape[1])\n"
 WRONG_LOSS = "def get_weighted_loss(pos_weights, neg_weights, epsilon=1e-7):\n    return lambda y_true, y_pred: 0.0\n"
 
 
-@pytest.fixture(scope="module")
-def solution(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("built")
-    student, solution = course.build(os.path.join(ROOT, course.SOURCE), str(folder / "student.ipynb"),
-                                     str(folder / "solution.ipynb"))
-    return solution, student
-
-
-def submit(folder, name, solution, replace=None, raw=None):
-    path = folder / name
-    if raw is not None:
-        path.write_text(raw)
-        return path
-    notebook = nbformat.reads(solution, as_version=4)
-    for cell in notebook.cells:
-        for key, source in (replace or {}).items():
-            if cell.cell_type == "code" and re.search(rf"#\s*{key}\b", cell.source):
-                cell.source = f"# {key}\n" + source
-    nbformat.write(notebook, str(path))
-    return path
+def submit(folder, name, solution, replace=None):
+    (folder / name).write_text(notebook(solution, replace))
+    return folder / name
 
 
 def scores(table):
     return table.set_index("submission")[SCORES]
 
 
-def test_grader_scores_each_exercise_and_survives_bad_submissions(solution, tmp_path):
-    solved, student = solution
+def test_grader_scores_each_exercise_and_survives_bad_submissions(releases, tmp_path):
+    student, solved = releases
     subs = tmp_path / "subs"
     subs.mkdir()
     submit(subs, "a_good.ipynb", solved)
     (subs / "b_untouched.ipynb").write_text(student)
-    submit(subs, "c_broken.ipynb", solved, raw="{not json")
+    (subs / "c_broken.ipynb").write_text("{not json")
     submit(subs, "d_loops.ipynb", solved, {"UNQ_C1": "def check_for_leakage(a, b, c):\n    while True:\n"
                                                      "        pass\n"})
     submit(subs, "e_syntax_and_memory.ipynb", solved, {
@@ -92,10 +74,10 @@ def test_grader_scores_each_exercise_and_survives_bad_submissions(solution, tmp_
     assert "- Expected: `" in untouched and "- Got: `" in untouched
 
 
-def test_students_cannot_give_themselves_the_marks(solution, tmp_path):
+def test_students_cannot_give_themselves_the_marks(releases, tmp_path):
     """Wrong answers stay wrong whatever else the cell does: patch the tests or the comparison,
     write a verdict to any descriptor, exit early, kill what it can."""
-    solved, _ = solution
+    _, solved = releases
     subs = tmp_path / "subs"
     subs.mkdir()
     patch = ("import sys\nfor name in ('public_tests', 'test_utils', 'exercises'):\n"
@@ -121,12 +103,12 @@ def test_students_cannot_give_themselves_the_marks(solution, tmp_path):
     assert got.loc["c_good.ipynb"].tolist() == [1, 1, 1]  # graded after them, by the same worker
 
 
-def test_the_sandbox_hides_the_host_and_other_students(solution, tmp_path):
+def test_the_sandbox_hides_the_host_and_other_students(releases, tmp_path):
     """Each function answers right only if it can reach what the sandbox must hide: another
     submission, the grades file, the hidden cases, the reference answers, a folder outside its
     scratch, the network, the grader's command line. Every score must be 0; the student it
     attacks keeps 3/3."""
-    solved, _ = solution
+    _, solved = releases
     subs = tmp_path / "subs"
     subs.mkdir()
     victim = submit(subs, "z_victim.ipynb", solved)
@@ -174,8 +156,8 @@ def test_the_sandbox_hides_the_host_and_other_students(solution, tmp_path):
     server.close()
 
 
-def test_hidden_cases_count_apart_and_stay_hidden(solution, tmp_path):
-    solved, _ = solution
+def test_hidden_cases_count_apart_and_stay_hidden(releases, tmp_path):
+    _, solved = releases
     subs = tmp_path / "subs"
     subs.mkdir()
     memorised = ("def check_for_leakage(df1, df2, patient_col):\n"
@@ -231,10 +213,10 @@ def test_a_malformed_hidden_file_is_named_before_grading(tmp_path, content, mess
     assert not (tmp_path / "g.csv").exists()
 
 
-def test_a_dead_worker_is_replaced_and_the_run_goes_on(solution, tmp_path, monkeypatch):
+def test_a_dead_worker_is_replaced_and_the_run_goes_on(releases, tmp_path, monkeypatch):
     from chestxray import workers as grading
 
-    solved, _ = solution
+    _, solved = releases
     subs = tmp_path / "subs"
     subs.mkdir()
     submit(subs, "a_first.ipynb", solved)
@@ -255,8 +237,8 @@ def test_a_dead_worker_is_replaced_and_the_run_goes_on(solution, tmp_path, monke
     assert table.loc["b_second.ipynb", SCORES].tolist() == [1, 1, 1]
 
 
-def test_without_a_sandbox_the_grader_refuses_unless_told(solution, tmp_path):
-    solved, _ = solution
+def test_without_a_sandbox_the_grader_refuses_unless_told(releases, tmp_path):
+    _, solved = releases
     subs = tmp_path / "subs"
     subs.mkdir()
     submit(subs, "a_good.ipynb", solved)

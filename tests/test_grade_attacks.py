@@ -15,13 +15,11 @@ import subprocess
 import nbformat
 import pandas as pd
 
-from chestxray import course
 from chestxray.grade import grade
 from chestxray.workers import UID_SPACE
+from tests.conftest import SCORES, notebook
 from tests.test_commands import CHROMIUM_FLAGS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCORES = ["check_for_leakage_score", "compute_class_freqs_score", "get_weighted_loss_score"]
 RIGHT_LEAKAGE = "def check_for_leakage(df1, df2, patient_col):\n    return bool(set(df1[patient_col]) & set(df2[patient_col]))\n"
 RIGHT_FREQS = "def compute_class_freqs(labels):\n    p = np.mean(labels, axis=0)\n    return p, 1 - p\n"
 LOSS_BODY = ("    def weighted_loss(y_true, y_pred):\n"
@@ -283,28 +281,10 @@ VARIANT2_LOSS = ("def get_weighted_loss(pos_weights, neg_weights, epsilon=1e-7):
                  "    return weighted_loss\n")
 
 
-def notebook(solution, replace=None, after=None, metadata=None):
-    """The solution notebook with graded cells replaced, cells added after one, metadata changed."""
-    nb = nbformat.reads(solution, as_version=4)
-    cells = []
-    for cell in nb.cells:
-        for key, source in (replace or {}).items():
-            if cell.cell_type == "code" and re.search(rf"#\s*{key}\b", cell.source):
-                magic, rest = source.split("\n", 1) if source.startswith("%%") else ("", source)
-                cell.source = (magic + "\n" if magic else "") + f"# {key}\n" + rest  # a cell magic comes first
-        cells.append(cell)
-        for key, extra in (after or {}).items():
-            if cell.cell_type == "code" and re.search(rf"#\s*{key}\b", cell.source):
-                cells += [nbformat.v4.new_code_cell(source) for source in extra]
-    nb.cells = cells
-    nb.metadata.update(metadata or {})
-    return nbformat.writes(nb)
-
-
-def grade_the_class(tmp_path_factory):
+def grade_the_class(tmp_path_factory, releases):
     """The adversarial class, graded: (folder, first run's table, second run's table, notes)."""
     root = tmp_path_factory.mktemp("attacks")
-    student, solution = course.build(os.path.join(ROOT, course.SOURCE), None, None)
+    student, solution = releases
     template_c3 = next(c.source for c in nbformat.reads(student, as_version=4).cells if "# UNQ_C3" in c.source)
     subs = root / "subs"
     subs.mkdir()
@@ -506,9 +486,9 @@ def two_runs_give_the_same_grades(klass):
     assert first[columns].equals(second.loc[first.index, columns])
 
 
-def test_a_class_that_attacks_the_grader(tmp_path_factory):
+def test_a_class_that_attacks_the_grader(tmp_path_factory, releases):
     """One grading run of the whole class (twice): each check below is one of the issue's items."""
-    klass = grade_the_class(tmp_path_factory)
+    klass = grade_the_class(tmp_path_factory, releases)
     no_student_reaches_another(klass)
     hidden_inputs_never_reach_the_student_or_the_feedback(klass)
     limits_hold_for_the_whole_exercise(klass)
@@ -521,13 +501,12 @@ def test_a_class_that_attacks_the_grader(tmp_path_factory):
     two_runs_give_the_same_grades(klass)
 
 
-def test_without_the_sandbox_the_attacks_work(tmp_path):
+def test_without_the_sandbox_the_attacks_work(tmp_path, releases):
     """The control for the limits: unconfined, the same functions get their memory and processes."""
-    _, solution = course.build(os.path.join(ROOT, course.SOURCE), None, None)
+    _, solution = releases
     subs = tmp_path / "subs"
     subs.mkdir()
-    (subs / "limits.ipynb").write_text(notebook(solution, {"UNQ_C1": MEMORY_HOG, "UNQ_C2": MEMFD,
-                                                          "UNQ_C3": FORK_BOMB}))
+    (subs / "limits.ipynb").write_text(notebook(solution, {"UNQ_C1": MEMORY_HOG, "UNQ_C2": MEMFD, "UNQ_C3": FORK_BOMB}))
     table = grade(str(subs), str(tmp_path / "g.csv"), jobs=1, timeout=20, memory_mb=256, sandbox=False,
                   progress=False)
     assert table.set_index("submission").loc["limits.ipynb", SCORES].tolist() == [1, 1, 1]

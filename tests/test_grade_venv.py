@@ -7,25 +7,16 @@ import shutil
 import subprocess
 import sys
 
-import nbformat
 import pandas as pd
 import pytest
 
-from chestxray import course, workers as grading
+from chestxray import workers as grading
+from tests.conftest import SCORES, notebook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCORES = ["check_for_leakage_score", "compute_class_freqs_score", "get_weighted_loss_score"]
 
 
-def with_cell(solution, key, source):
-    notebook = nbformat.reads(solution, as_version=4)
-    for cell in notebook.cells:
-        if cell.cell_type == "code" and f"# {key}" in cell.source:
-            cell.source = f"# {key}\n" + source
-    return nbformat.writes(notebook)
-
-
-def test_grades_from_a_virtualenv_whose_packages_live_only_there(tmp_path):
+def test_grades_from_a_virtualenv_whose_packages_live_only_there(tmp_path, releases):
     venv = tmp_path / "work" / "my venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = glob.glob(str(venv / "lib" / "python*" / "site-packages"))[0]
@@ -36,16 +27,16 @@ def test_grades_from_a_virtualenv_whose_packages_live_only_there(tmp_path):
         f.write("\n".join(host) + "\n")
     with open(os.path.join(site, "only_in_the_venv.py"), "w") as f:
         f.write("ANSWER = 42\n")
-    _, solution = course.build(os.path.join(ROOT, course.SOURCE), None, None)
+    _, solution = releases
     subs = tmp_path / "work" / "sub missions"
     subs.mkdir()
     (subs / "good.ipynb").write_text(solution)
-    (subs / "wrong.ipynb").write_text(with_cell(solution, "UNQ_C2", "def compute_class_freqs(labels):\n"
-                                                "    p = np.mean(labels, axis=1)\n    return p, 1 - p\n"))
-    (subs / "venv_module.ipynb").write_text(with_cell(
-        solution, "UNQ_C1", "import only_in_the_venv\ndef check_for_leakage(df1, df2, patient_col):\n"
-        "    shared = bool(set(df1[patient_col]) & set(df2[patient_col]))\n"
-        "    return shared if only_in_the_venv.ANSWER == 42 else not shared\n"))
+    (subs / "wrong.ipynb").write_text(notebook(solution, {
+        "UNQ_C2": "def compute_class_freqs(labels):\n    p = np.mean(labels, axis=1)\n    return p, 1 - p\n"}))
+    (subs / "venv_module.ipynb").write_text(notebook(solution, {
+        "UNQ_C1": "import only_in_the_venv\ndef check_for_leakage(df1, df2, patient_col):\n"
+                  "    shared = bool(set(df1[patient_col]) & set(df2[patient_col]))\n"
+                  "    return shared if only_in_the_venv.ANSWER == 42 else not shared\n"}))
     out = tmp_path / "work" / "grades out" / "grades.csv"
     out.parent.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}

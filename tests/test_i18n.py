@@ -13,13 +13,14 @@ import pytest
 import public_tests
 from chestxray import course, i18n
 from chestxray.grade import grade
+from tests.conftest import notebook
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNQ = re.compile(r"#\s*UNQ_C\d.*")
 
 
 @pytest.fixture(scope="module")
-def releases(tmp_path_factory):
+def both_languages(tmp_path_factory):
     folder = tmp_path_factory.mktemp("i18n")
     built = {}
     for language in ("en", "pt-BR"):
@@ -37,16 +38,16 @@ def portuguese():
     i18n.set_language("en")
 
 
-def test_committed_portuguese_release_is_what_the_build_writes(releases):
-    _, built = releases
+def test_committed_portuguese_release_is_what_the_build_writes(both_languages):
+    _, built = both_languages
     with open(os.path.join(ROOT, course.release_paths("pt-BR")[0]), encoding="utf-8") as f:
         assert f.read() == built["pt-BR"][2], "C1W1_Assignment.pt-BR.ipynb is stale: run " \
                                               "`python -m chestxray notebook --lang pt-BR`"
 
 
 @pytest.mark.parametrize("which", [0, 1], ids=["student", "solution"])
-def test_the_two_releases_hold_the_same_code(releases, which):
-    _, built = releases
+def test_the_two_releases_hold_the_same_code(both_languages, which):
+    _, built = both_languages
     english, portuguese = built["en"][which], built["pt-BR"][which]
     assert english.metadata["chestxray"] == {"language": "en"}
     assert portuguese.metadata["chestxray"] == {"language": "pt-BR"}
@@ -112,17 +113,14 @@ def test_public_tests_speak_portuguese(portuguese, capsys):
     assert "Todos os testes passaram." in capsys.readouterr().out
 
 
-def test_grader_feedback_follows_the_notebook_language(releases, tmp_path):
-    folder, _ = releases
+def test_grader_feedback_follows_the_notebook_language(both_languages, tmp_path):
+    folder, _ = both_languages
     subs = tmp_path / "subs"
     subs.mkdir()
-    notebook = nbformat.read(str(folder / "pt-BR.solution.ipynb"), as_version=4)
-    for cell in notebook.cells:
-        if "# UNQ_C2" in cell.source:
-            cell.source = "# UNQ_C2\nimport numpy as np\ndef compute_class_freqs(labels):\n" \
-                          "    return np.mean(labels, axis=1), 1 - np.mean(labels, axis=1)\n"
-    nbformat.write(notebook, str(subs / "aluno.ipynb"))
-    nbformat.write(notebook, str(subs / "outro aluno.ipynb"))
+    wrong = notebook((folder / "pt-BR.solution.ipynb").read_text(encoding="utf-8"), {
+        "UNQ_C2": "def compute_class_freqs(labels):\n    return np.mean(labels, axis=1), 1 - np.mean(labels, axis=1)\n"})
+    for name in ("aluno.ipynb", "outro aluno.ipynb"):
+        (subs / name).write_text(wrong, encoding="utf-8")
     shutil.copy(folder / "en.solution.ipynb", subs / "student.ipynb")
     (subs / "quebrado.ipynb").write_text("{not json", encoding="utf-8")  # no language of its own
     table = grade(str(subs), str(tmp_path / "notas.csv"), jobs=1, progress=False)
@@ -277,11 +275,11 @@ def test_what_a_portuguese_student_sees_is_portuguese(nih, capsys):
     assert "L(y_pred_1) = -0,4956203" in shown and re.search(r"0,\d{3}", shown) and not decimal_points, decimal_points
 
 
-def test_the_portuguese_notebook_code_says_nothing_in_english(releases):
+def test_the_portuguese_notebook_code_says_nothing_in_english(both_languages):
     """The strings of every code cell (prints, titles, column names) are translated, or are names."""
     import ast
 
-    _, built = releases
+    _, built = both_languages
 
     def strings(source):
         found = []

@@ -4,7 +4,6 @@ import os
 import re
 
 import nbformat
-import pytest
 
 from chestxray import course
 from chestxray.submissions import cells_of as graded_cells
@@ -12,22 +11,14 @@ from chestxray.submissions import cells_of as graded_cells
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("built")
-    student, solution = course.build(os.path.join(ROOT, course.SOURCE), str(folder / "student.ipynb"),
-                                     str(folder / "solution.ipynb"))
-    return folder, student, solution
-
-
-def test_committed_release_is_what_the_build_writes(built):
-    folder, student, solution = built
+def test_committed_release_is_what_the_build_writes(releases):
+    student, _solution = releases
     with open(os.path.join(ROOT, course.STUDENT), encoding="utf-8") as f:
         assert f.read() == student, "C1W1_Assignment.ipynb is stale: run `python -m chestxray notebook`"
 
 
-def test_student_release_has_placeholders_and_no_solutions_or_outputs(built):
-    folder, student, solution = built
+def test_student_release_has_placeholders_and_no_solutions_or_outputs(releases):
+    student, solution = releases
     notebook = nbformat.reads(student, as_version=4)
     cells = graded_cells(notebook)
     assert sorted(cells) == ["UNQ_C1", "UNQ_C2", "UNQ_C3"]
@@ -43,7 +34,7 @@ def test_student_release_has_placeholders_and_no_solutions_or_outputs(built):
 
 
 def test_no_deprecated_api_in_the_notebook():
-    with open(os.path.join(ROOT, course.SOURCE), encoding="utf-8") as f:
+    with open(course.SOURCE, encoding="utf-8") as f:
         text = f.read()
     for old in ("fit_generator", "predict_generator", "get_session", "ImageDataGenerator"):
         assert old not in text, old
@@ -61,12 +52,12 @@ def test_placeholders_keep_structure():
 SHIPPED_MODEL_FLOOR = 0.68
 
 
-def test_solution_notebook_runs_headless_on_real_images(built, nih, tmp_path):
+def test_solution_notebook_runs_headless_on_real_images(releases, nih, tmp_path):
     """Top to bottom in a fresh kernel on the course's images and the shipped model. The students'
     own training runs at 64 px here (their default is 320): no assertion depends on its size, and
     the shipped model is evaluated at its own size, from its preprocessing.json."""
-    folder, student, solution = built
-    notebook = course.execute(str(folder / "solution.ipynb"), str(tmp_path / "executed.ipynb"),
+    (tmp_path / "solution.ipynb").write_text(releases[1], encoding="utf-8")
+    notebook = course.execute(str(tmp_path / "solution.ipynb"), str(tmp_path / "executed.ipynb"),
                               {"IMAGE_DIR": os.path.join(nih, "images"), "RUN_DIR": str(tmp_path / "run"),
                                "IMAGE_SIZE": 64},
                               cwd=ROOT, timeout=900)  # per cell
