@@ -5,6 +5,7 @@ import os
 import re
 import sys
 
+import matplotlib
 import nbformat
 import pytest
 
@@ -17,6 +18,7 @@ from chestxray.paths import DATA_DIR, nih_dir  # noqa: E402
 from chestxray.phantoms import make_phantoms  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+matplotlib.use("Agg")  # figures are drawn, never shown
 SCORES = ["check_for_leakage_score", "compute_class_freqs_score", "get_weighted_loss_score"]  # grades.csv
 
 

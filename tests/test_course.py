@@ -1,5 +1,6 @@
 """The public tests pass the right answers and catch the usual wrong ones, with the course's output."""
 
+import ast
 import os
 
 import numpy as np
@@ -7,7 +8,10 @@ import pytest
 from keras import ops
 
 import public_tests
+from chestxray import course
+from chestxray.cli import main
 from chestxray.losses import compute_class_freqs, get_weighted_loss
+from chestxray.paths import DATA_DIR, REPO
 from chestxray.submissions import cells_of as graded_cells
 from chestxray.splits import check_for_leakage
 
@@ -36,12 +40,7 @@ def test_notebook_calls_return_nothing_to_display(capsys):
 
 def test_the_solution_notebook_cells_pass(capsys):
     """What a student writes following the notebook: its solution cells, as the grader reads them."""
-    import os
-
-    from chestxray import course
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cells = graded_cells(course.read_source(os.path.join(root, course.SOURCE)))
+    cells = graded_cells(course.read_source())
     namespace = {}
     exec("import numpy as np\nfrom keras import ops\n" + "\n".join(cells.values()), namespace)
     for test, args in ((public_tests.check_for_leakage_test, ()), (public_tests.compute_class_freqs_test, ()),
@@ -115,23 +114,16 @@ def test_a_loss_that_raises_fails_and_says_where(capsys):
 
 
 def test_data_folder_splits_are_what_the_split_command_writes(nih, tmp_path):
-    import os
-
-    from chestxray.cli import main
-
     main(["split", "--metadata", os.path.join(nih, "Data_Entry_2017_v2020.csv.gz"),
           "--images", os.path.join(nih, "images"), "--out", str(tmp_path), "--sizes", "659,109,420"])
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     for name in ("train.csv", "valid.csv", "test.csv"):
-        with open(os.path.join(root, "data", "nih", name), "rb") as committed, open(tmp_path / name, "rb") as made:
+        with open(os.path.join(DATA_DIR, name), "rb") as committed, open(tmp_path / name, "rb") as made:
             assert committed.read() == made.read(), f"data/nih/{name} differs from what `split` writes"
 
 
 def test_the_package_has_no_import_circle():
     """Data flows one way: no module imports, even inside a function, one that imports it back."""
-    import ast
-
-    package = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "chestxray")
+    package = os.path.join(REPO, "chestxray")
     imports = {}
     for name in os.listdir(package):
         if name.endswith(".py"):

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from chestxray.evaluate import bootstrap_auroc
+import util
+from chestxray.evaluate import _auroc_weighted, bootstrap_auroc, roc_figure
 from chestxray.labels import LABELS
 
 
@@ -29,7 +30,6 @@ def test_replicates_equal_sklearn_on_the_resampled_rows():
     y, score = _data(n=60, classes=3, seed=1, ties=True)
     rng = np.random.default_rng(5)
     counts = rng.multinomial(60, np.full(60, 1 / 60), size=20)
-    from chestxray.evaluate import _auroc_weighted
     for j in range(3):
         fast = _auroc_weighted(y[:, j], score[:, j], counts)
         for b in range(20):
@@ -70,11 +70,6 @@ def test_shape_errors():
 
 
 def test_roc_figure_and_the_course_helper():
-    import matplotlib
-    matplotlib.use("Agg")
-    import util
-    from chestxray.evaluate import roc_figure
-
     y, score = _data(n=100, classes=14, seed=2)
     y[:, 3] = 0  # a class with no positive case
     figure, aurocs = roc_figure(y, score)

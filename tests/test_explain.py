@@ -2,15 +2,24 @@
 
 import os
 
+import keras
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-import keras
 from PIL import Image
 
-from chestxray.preprocessing import Preprocessing
+import chestxray.explain
+import util
 from chestxray.explain import (Cam, box_mask, explain_files, gradcam, gradcam_per_class, localize, otsu_iou,
                                otsu_threshold, pointing_hit, split_model)
+from chestxray.labels import LABELS
+from chestxray.metadata import read_nih_metadata
+from chestxray.model import load_model
+from chestxray.phantoms import make_phantoms
+from chestxray.preprocessing import Preprocessing
+from chestxray.splits import split_frame
+from chestxray.train import train
 
 
 def random_cnn(n_classes=5, size=32):
@@ -146,13 +155,6 @@ def test_gradcam_points_at_phantom_lesions_after_a_minute_of_training(tmp_path):
     scored: this one-minute model pointed inside 2% and 54% of them (bench/RESULTS.md), a limit of
     the model, not of the wiring. A left-right flip of the same heatmaps must do much worse, so a
     mirrored or transposed path fails this test."""
-    from chestxray.metadata import read_nih_metadata
-    from chestxray.preprocessing import Preprocessing
-    from chestxray.model import load_model
-    from chestxray.phantoms import make_phantoms
-    from chestxray.splits import split_frame
-    from chestxray.train import train
-
     labels = ["Cardiomegaly", "Mass", "Pneumothorax"]
     metadata = make_phantoms(str(tmp_path), n=800, seed=0, size=96)
     frames = split_frame(read_nih_metadata(metadata), fractions=[0.7, 0.1, 0.2], seed=0)
@@ -181,15 +183,6 @@ def test_gradcam_points_at_phantom_lesions_after_a_minute_of_training(tmp_path):
 
 def test_course_compute_gradcam_normalises_as_the_test_generator(dev_frame, nih, monkeypatch):
     """The seed normalised Grad-CAM's input with another sample than its test generator; we do not."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    import chestxray.explain
-    import util
-    from chestxray.labels import LABELS
-
     image_dir = os.path.join(nih, "images")
     train_df, test_df = dev_frame.iloc[:300], dev_frame.iloc[300:304]
     _, test = util.get_test_and_valid_generator(test_df, test_df, train_df, image_dir, "Image", LABELS,

@@ -1,19 +1,30 @@
 """The course in Brazilian Portuguese: the same code as the English release, translated text,
 messages through gettext catalogs, and the grader's feedback in the notebook's language."""
 
+import ast
 import gettext
+import io
 import os
 import re
 import shutil
+from contextlib import redirect_stdout
+from types import SimpleNamespace
 
+import matplotlib.pyplot as plt
+import matplotlib.text
 import nbformat
 import numpy as np
+import pandas as pd
 import pytest
 
 import public_tests
-from chestxray import course, i18n
+import util
+from chestxray import course, evaluate, exercises, grade as grading, i18n, submissions
 from chestxray.grade import grade
+from chestxray.labels import LABELS
+from chestxray.preprocessing import Preprocessing
 from tests.conftest import notebook
+from tests.test_explain import random_cnn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNQ = re.compile(r"#\s*UNQ_C\d.*")
@@ -153,8 +164,6 @@ NEUTRAL = {"AUROC", "PR-AUC", "Grad-CAM", "CheXNet", "CheXNeXt", "Brier", "ECE",
 
 
 def _figure_texts(figure):
-    import matplotlib.text
-
     figure.canvas.draw()  # tick labels exist once drawn
     return [t.get_text() for t in figure.findobj(matplotlib.text.Text) if t.get_text().strip()]
 
@@ -166,22 +175,6 @@ def _table_texts(frame):
 
 def _student_view(language, nih, capsys):
     """Every text the notebook's library calls and the grader show a student, in `language`."""
-    import io
-    from contextlib import redirect_stdout
-    from types import SimpleNamespace
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    import util
-    from chestxray import evaluate, exercises, grade, submissions
-    from chestxray.labels import LABELS
-    from chestxray.preprocessing import Preprocessing
-    from tests.test_explain import random_cnn
-
     i18n.set_language(language)
     texts, printed = [], io.StringIO()
     rng = np.random.default_rng(0)
@@ -230,8 +223,8 @@ def _student_view(language, nih, capsys):
     answers = [{"output": exercises.plain((np.zeros(2), np.ones(2)))},
                {"raised": {"type": "ValueError", "message": "x", "line": 3, "code": "N = 5"}},
                {"output": {"type": "large", "python_type": "ndarray", "shape": [200, 200]}}, {}]
-    answers[3] = grade._reply({"stopped": "timeout"}, "case", {"timeout": 6, "memory_mb": 256})
-    rows = grade.verdicts("UNQ_C2", {"defined": True, "notes": []}, answers, cases)
+    answers[3] = grading._reply({"stopped": "timeout"}, "case", {"timeout": 6, "memory_mb": 256})
+    rows = grading.verdicts("UNQ_C2", {"defined": True, "notes": []}, answers, cases)
     results = {"UNQ_C1": {"score": 0, "public": [], "hidden": [],
                           "missing": ("no cell marked {key} ({function})", {"key": "UNQ_C1", "function": "x"})},
                "UNQ_C2": {"score": 0, "public": rows, "hidden": rows[:1]}}
@@ -239,7 +232,7 @@ def _student_view(language, nih, capsys):
     note = ("{count} cells are marked {key} (cells {cells}): graded cell {cell}, the last that defines "
             "{function} and is not the untouched template",
             {"count": 2, "key": "UNQ_C2", "cells": "3, 4", "cell": 4, "function": "compute_class_freqs"})
-    texts.append(grade.feedback("aluno.ipynb", results, problem, language, [note]))
+    texts.append(grading.feedback("aluno.ipynb", results, problem, language, [note]))
     i18n.set_language("en")
     return texts
 
@@ -277,8 +270,6 @@ def test_what_a_portuguese_student_sees_is_portuguese(nih, capsys):
 
 def test_the_portuguese_notebook_code_says_nothing_in_english(both_languages):
     """The strings of every code cell (prints, titles, column names) are translated, or are names."""
-    import ast
-
     _, built = both_languages
 
     def strings(source):

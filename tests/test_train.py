@@ -11,7 +11,12 @@ import pandas as pd
 import pytest
 
 from chestxray.cli import main
-from chestxray.metadata import read_nih_metadata
+from chestxray.evaluate import evaluate
+from chestxray.explain import Cam, explain_files
+from chestxray.labels import CHEXPERT_LABELS
+from chestxray.metadata import chexpert_table, read_nih_metadata
+from chestxray.model import load_model
+from chestxray.preprocessing import Preprocessing
 from chestxray.splits import split_frame
 from chestxray.train import train
 
@@ -225,10 +230,6 @@ def test_multiworker_workaround_refuses_an_untested_keras(monkeypatch):
 def test_each_backbone_trains_reloads_through_predict_and_explains(backbone, nih, tmp_path, capsys):
     """The backbone is a value: recorded in preprocessing.json, read back by `predict` and
     `load_model`, and its flat graph lets Grad-CAM reach an inner layer."""
-    from chestxray.explain import Cam, explain_files
-    from chestxray.model import load_model
-    from chestxray.preprocessing import Preprocessing
-
     images = os.path.join(nih, "images")
     table = pd.read_csv(os.path.join(nih, "train.csv"))
     out = str(tmp_path / backbone)
@@ -257,11 +258,6 @@ def test_each_backbone_trains_reloads_through_predict_and_explains(backbone, nih
 def test_a_model_of_other_labels_trains_and_is_scored_on_the_labels_it_shares(nih, tmp_path, capsys):
     """The table as a value: CheXpert's five labels under its column names train a five-output
     model; evaluated on an NIH table, it is scored on the four labels both have, and says so."""
-    from chestxray.evaluate import evaluate
-    from chestxray.labels import CHEXPERT_LABELS
-    from chestxray.metadata import chexpert_table
-    from chestxray.preprocessing import Preprocessing
-
     images = os.path.join(nih, "images")
     nih_train = pd.read_csv(os.path.join(nih, "train.csv"))
     chexpert = nih_train.rename(columns={"Image": "Path", "PatientId": "Patient", "Effusion": "Pleural Effusion"})
