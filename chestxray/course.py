@@ -8,15 +8,19 @@ loops and comments stay.
 """
 
 import ast
+import hashlib
 import os
 import re
 import textwrap
 
 import nbformat
 
-START, END = "### START CODE HERE", "### END CODE HERE"
-from .paths import COURSE_HELPERS, TRANSLATIONS, release_paths
+from .exercises import PUBLIC
+from .labels import LABELS
+from .paths import COURSE_HELPERS, REPO, TRANSLATIONS, release_paths
 from .paths import COURSE_SOURCE as SOURCE
+
+START, END = "### START CODE HERE", "### END CODE HERE"
 
 STUDENT, SOLUTION = release_paths("en")
 # Other languages (TRANSLATIONS): the English source's cells translated, keyed by a hash of the English text.
@@ -26,10 +30,6 @@ SEPARATOR = re.compile(r"^==== cell ([0-9a-f]{12}) ====$", re.M)
 def messages():
     """Every message students or graders read: each `_("...")` (or `N_`) in the package and the
     course's helpers, the exercises' case names and hints, and the 14 labels."""
-    from .exercises import PUBLIC
-    from .labels import LABELS
-    from .paths import REPO
-
     package = os.path.join(REPO, "chestxray")
     found = set()
     files = [os.path.join(package, name) for name in sorted(os.listdir(package)) if name.endswith(".py")]
@@ -47,8 +47,6 @@ def messages():
 
 
 def cell_hash(source):
-    import hashlib
-
     return hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
 
 

@@ -11,6 +11,9 @@ import sys
 import keras
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure  # files are drawn on a Figure, not pyplot's: a notebook keeps its backend
+from matplotlib.ticker import FuncFormatter
+from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 from .i18n import _, number
 from .labels import LABELS
@@ -40,8 +43,6 @@ def _auroc_weighted(y, score, weights):
 
 def mean_auroc(y_true, y_score):
     """Mean AUROC over the classes that have both positive and negative cases (NaN if none)."""
-    from sklearn.metrics import roc_auc_score
-
     y_true, y_score = np.asarray(y_true), np.asarray(y_score)
     values = [roc_auc_score(y_true[:, j], y_score[:, j]) for j in range(y_true.shape[1])
               if 0 < y_true[:, j].sum() < len(y_true)]
@@ -117,8 +118,6 @@ def bootstrap_auroc(y_true, y_score, n_boot=10000, seed=0, labels=None):
 
 def _decimal_ticks(ax):
     """Tick labels with the language's decimal mark (0,2 in Portuguese)."""
-    from matplotlib.ticker import FuncFormatter
-
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_formatter(FuncFormatter(lambda value, _position: number(value, 1)))
 
@@ -129,8 +128,7 @@ def roc_figure(y_true, y_score, labels=LABELS, ax=None):
     A class without both positive and negative cases has no curve: its AUROC is
     NaN and the legend says why.
     """
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_auc_score, roc_curve
+    import matplotlib.pyplot as plt  # a figure to show: pyplot only when asked for one
 
     y_true, y_score = np.asarray(y_true), np.asarray(y_score)
     if ax is None:
@@ -155,8 +153,6 @@ def roc_figure(y_true, y_score, labels=LABELS, ax=None):
 
 def pr_auc(y_true, y_score):
     """Average precision (area under the precision-recall curve) per class; NaN without positives."""
-    from sklearn.metrics import average_precision_score
-
     y_true, y_score = np.asarray(y_true), np.asarray(y_score)
     return np.array([average_precision_score(y_true[:, j], y_score[:, j]) if y_true[:, j].any() else np.nan
                      for j in range(y_true.shape[1])])
@@ -223,8 +219,6 @@ def calibration_table(y_true, probabilities, bins=10):
 
 def reliability_figure(y_true, probabilities, bins=10, ax=None):
     """Observed rate against mean predicted probability per bin, one line per set of probabilities."""
-    from matplotlib.figure import Figure
-
     ax = ax or Figure(figsize=(5, 5)).subplots()
     ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label=_("perfect"))
     for name, (p, y, binned) in _binned(y_true, probabilities, bins):
@@ -251,8 +245,6 @@ def evaluate(model, test_df, image_dir, pre, out, n_boot=10000, seed=0, batch_si
     comparison.csv, calibration.csv, roc.png, reliability.png and a Grad-CAM gallery
     (gradcam/) of the `gallery` most confident true positives. Scores the labels the model
     and the table share, and says which of the model's it left out. Returns the metrics."""
-    from matplotlib.figure import Figure  # no pyplot: a notebook's figures must keep their backend
-
     labels, left_out = shared_labels(pre.labels, test_df.columns)
     if not labels:
         raise ValueError(f"the test table has none of the model's labels {list(pre.labels)}")

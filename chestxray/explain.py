@@ -20,6 +20,8 @@ import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
+from matplotlib.figure import Figure  # files are drawn on a Figure, not pyplot's: a notebook keeps its backend
+from matplotlib.patches import Rectangle
 
 from .i18n import _, number
 
@@ -177,8 +179,6 @@ def gradcam_figure(gray, heatmaps, labels, probabilities, title=None, figure=Non
 
 def save_overlays(path, gray, heatmaps, probabilities, labels, shown, title=None, dpi=80):
     """Write the figure of the classes `shown` (indices into `labels`, heatmaps and probabilities)."""
-    from matplotlib.figure import Figure  # no pyplot: a notebook's figures must keep their backend
-
     shown = list(shown)
     figure = gradcam_figure(gray, heatmaps[shown], [labels[j] for j in shown], probabilities[shown], title,
                             figure=Figure())
@@ -266,8 +266,6 @@ def box_figure(gray, heatmap, box, title, names=("Grad-CAM", "centre"), figure=N
     """The pointing game for one box, as a student checks it: the heatmap with the radiologist's
     box and the map's maximum, beside the baseline that always points at the image centre.
     `box`: (x, y, w, h) in the pixels of the `box_size` image it was drawn on."""
-    from matplotlib.patches import Rectangle
-
     if figure is None:
         import matplotlib.pyplot as plt
 

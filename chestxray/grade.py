@@ -19,11 +19,14 @@ import sys
 import threading
 import time
 
+import pandas as pd
+
 from . import exercises, submissions
-from .workers import Cgroups, SandboxUnavailable, Worker, WorkerFailed, check_sandbox, uid_base
 from .grade_summary import class_language, note_text, write_summary
 from .i18n import LANGUAGES, N_, say, translator
 from .paths import release_paths
+from .workers import Cgroups, SandboxUnavailable, Worker, WorkerFailed, check_sandbox, uid_base
+
 
 def read_hidden(path):
     """The instructor's hidden cases (JSON, the public cases' format: {"UNQ_C1": [{"name", "inputs",
@@ -220,8 +223,6 @@ class Grader:
 def grade(folder, out, hidden=None, jobs=None, timeout=60, memory_mb=2048, sandbox=True, feedback_dir=None,
           progress=True, max_mb=submissions.MAX_MB):
     """Grade every notebook in `folder`; returns the table written to `out`."""
-    import pandas as pd
-
     hidden_cases = read_hidden(hidden) if hidden else {}  # the instructor's file first: a typo fails at once
     if sandbox:
         check_sandbox()

@@ -10,6 +10,10 @@ English is the source language: without a catalog, messages stay as written.
 import gettext
 import os
 
+import numpy as np
+
+from .labels import LABELS
+
 LOCALE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locale")
 DOMAIN = "chestxray"
 LANGUAGES = ("en", "pt-BR")
@@ -95,10 +99,6 @@ def table(frame, digits=3):
     """`frame` as a student reads it: columns named in the current language, pathologies by
     their names, numbers with the language's decimal mark (NaN as "n/a"). For display only:
     the values become text."""
-    import numpy as np
-
-    from .labels import LABELS
-
     def cell(value):
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
             return value

@@ -18,6 +18,7 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from .data import (OPTIONS, PARALLEL, Batches, batched, check_files, check_table, decoder_for,
@@ -83,8 +84,6 @@ def shard_batches(folder, batch_size=8, shuffle=False, seed=1, mean=None, std=No
     Shuffled: shard order each epoch, records from several shards interleaved, then a
     buffer. In order otherwise (for validation and prediction).
     """
-    import pandas as pd
-
     stats = read_stats(folder)
     files = sorted(glob.glob(os.path.join(folder, "shard-*.tfrecord")))
     if len(files) != stats["shards"]:

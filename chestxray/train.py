@@ -28,6 +28,7 @@ from functools import partial
 import keras
 import pandas as pd
 import tensorflow as tf
+from matplotlib.figure import Figure  # files are drawn on a Figure, not pyplot's: a notebook keeps its backend
 
 from .augment import Augmentation
 from .data import ImageBatches
@@ -80,8 +81,6 @@ class EMAWeights(keras.callbacks.SwapEMAWeights):
 
 def plot_history(history_csv, path):
     """loss.png: training and validation loss, and the validation mean AUROC, per epoch."""
-    from matplotlib.figure import Figure  # no pyplot: a notebook's figures must keep their backend
-
     history = pd.read_csv(history_csv).set_index("epoch")
     fig = Figure(figsize=(10, 4))
     ax, right = fig.subplots(1, 2)
