@@ -55,7 +55,8 @@ def cmd_split(args):
               f"({len(present) - len(df)} other files there are not in the table or not in --views)")
         if df.empty:
             sys.exit(f"error: no image of {args.metadata} is in {args.images}")
-    frames = split_frame(df, fractions=args.fractions, sizes=args.sizes, seed=args.seed, table=table)
+    fractions = args.fractions or (None if args.sizes else [0.7, 0.1, 0.2])
+    frames = split_frame(df, fractions=fractions, sizes=args.sizes, seed=args.seed, table=table)
     for name, path in write_splits(frames, args.out, table).items():
         print(f"wrote {path}: {len(frames[name])} images, {frames[name][table.patient_col].nunique()} patients")
     print("\nprevalence per label (share of images):")
@@ -123,8 +124,8 @@ def cmd_evaluate(args):
     model, pre = _model_and_settings(args)
     metrics = evaluate(model, pd.read_csv(args.test_csv), args.image_dir, pre, args.out, n_boot=args.n_boot,
                        seed=args.seed, batch_size=args.batch_size, gallery=args.gallery, x_col=args.x_col)
-    print(metrics.drop(columns="note").to_string(float_format=lambda v: f"{v:.3f}"))
-    print("\n" + comparison_table(metrics).to_string())
+    print(metrics.drop(columns="note").to_string(float_format=lambda v: f"{v:.3f}"),
+          comparison_table(metrics).to_string(), sep="\n\n")
     print(f"\nwrote predictions.csv, scores.csv, metrics.csv, comparison.csv, calibration.csv, roc.png, "
           f"reliability.png and gradcam/ to {args.out}")
 
@@ -154,11 +155,9 @@ def cmd_gradcam(args):
     from .explain import explain_files, save_overlays
 
     model, pre = _model_and_settings(args)
-    labels = list(pre.labels)
-    chosen = args.labels.split(",") if args.labels else None
-    unknown = [k for k in chosen or [] if k not in labels]
-    if unknown:
-        sys.exit(f"error: unknown label(s) {unknown}; the model has {labels}")
+    labels, chosen = list(pre.labels), args.labels.split(",") if args.labels else None
+    if set(chosen or ()) - set(labels):
+        sys.exit(f"error: unknown label(s) {sorted(set(chosen) - set(labels))}; the model has {labels}")
     os.makedirs(args.out, exist_ok=True)
     paths = [os.path.join(args.image_dir, name) for name in args.images]
     for path, (gray, heatmaps, probabilities) in zip(paths, explain_files(model, paths, pre, labels, _cam(args))):
@@ -171,7 +170,6 @@ def cmd_gradcam(args):
 def _cam(args):
     """The heatmap settings of --layer, --method, --flip: the default's, for those not given."""
     from .explain import Cam
-
     return Cam.chosen(args.layer, args.method, None if args.flip is None else args.flip == "on")
 
 
@@ -227,8 +225,7 @@ def cmd_notebook(args):
     else:
         print(f"wrote {args.student} (student release) and {args.solution} (solutions)")
     if args.execute:
-        parameters = dict(item.split("=", 1) for item in args.parameter or [])
-        parameters = {name: _literal(value) for name, value in parameters.items()}
+        parameters = {name: _literal(value) for name, value in (item.split("=", 1) for item in args.parameter or [])}
         executed = os.path.splitext(args.solution)[0] + ".executed.ipynb"
         start = time.perf_counter()
         course.execute(args.solution, executed, parameters, cwd=os.getcwd(), timeout=args.cell_timeout)
@@ -246,13 +243,12 @@ def cmd_grade(args):
     table = grade(args.submissions, args.out, hidden=args.hidden, jobs=args.jobs, timeout=args.timeout,
                   memory_mb=args.memory_mb, sandbox=not args.no_sandbox, feedback_dir=args.feedback,
                   max_mb=args.max_mb)
-    scores = [c for c in table.columns if c.endswith("_score")] + ["total"] if len(table) else []
-    if scores:
-        print(table[["submission", *scores]].to_string(index=False))
-    feedback = args.feedback or os.path.join(os.path.dirname(os.path.abspath(args.out)), "feedback")
-    summary = os.path.join(os.path.dirname(os.path.abspath(args.out)), "summary.html")
-    print(f"wrote {args.out}: {len(table)} submission(s); feedback per submission in {feedback}; "
-          f"the class's summary in {summary}")
+    if len(table):
+        scores = [c for c in table.columns if c.endswith("_score")]
+        print(table[["submission", *scores, "total"]].to_string(index=False))
+    beside = os.path.dirname(os.path.abspath(args.out))
+    print(f"wrote {args.out}: {len(table)} submission(s); feedback per submission in "
+          f"{args.feedback or os.path.join(beside, 'feedback')}; the class's summary in {beside}/summary.html")
 
 
 def _model_arguments(p, model_default=None):
@@ -298,7 +294,7 @@ def _data_commands(sub):
     p.add_argument("--views", help="keep only these View Position values, e.g. PA or PA,AP")
     p.add_argument("--seed", type=int, default=0)
     _table_arguments(p)
-    p.set_defaults(run=cmd_split, fractions=None)
+    p.set_defaults(run=cmd_split)
 
     p = sub.add_parser("phantoms", help="synthetic radiographs with lesion masks, NIH-style table and boxes")
     p.add_argument("--out", required=True)
@@ -438,8 +434,6 @@ def build_parser():
 def main(argv=None):
     """Run a command; errors propagate (for callers and tests). `entry` is the command line's."""
     args = build_parser().parse_args(argv)
-    if args.command == "split" and args.sizes is None and args.fractions is None:
-        args.fractions = [0.7, 0.1, 0.2]
     args.run(args)
 
 
