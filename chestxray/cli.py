@@ -183,7 +183,7 @@ def _cam_arguments(p):
 
 
 def cmd_localize(args):
-    from .explain import feature_layer, localize
+    from .explain import localize
 
     model, pre = _model_and_settings(args)
     boxes = read_bboxes(args.bbox)
@@ -192,13 +192,7 @@ def cmd_localize(args):
           f"{int((~present).sum())} are left out")
     if not present.any():
         sys.exit(f"error: no boxed image of {args.bbox} is in {args.image_dir}")
-    cam = _cam(args)
-    per_box, per_class = localize(model, boxes[present], args.image_dir, pre, box_size=args.box_size, cam=cam)
-    os.makedirs(args.out, exist_ok=True)
-    per_box.to_csv(os.path.join(args.out, "localize_boxes.csv"), index=False)
-    cam = cam.on(model)
-    per_class.assign(layer=cam.layer or feature_layer(model).name, method=cam.method,
-                     flip=cam.flip).to_csv(os.path.join(args.out, "localize.csv"))
+    _, per_class = localize(model, boxes[present], args.image_dir, pre, args.box_size, _cam(args), out=args.out)
     print(per_class.to_string(float_format=lambda v: f"{v:.3f}"))
     print(f"wrote localize.csv and localize_boxes.csv to {args.out}")
 

@@ -64,8 +64,6 @@ def run_demo(out, model_path=SHIPPED_MODEL, data_dir=DATA_DIR, n_boot=10000, gal
 
     boxes = read_bboxes(os.path.join(data_dir, "BBox_List_2017.csv.gz"))
     boxes = boxes[boxes["Image"].isin(set(os.listdir(images)))]
-    per_box, per_class = localize(model, boxes, images, pre)
-    per_box.to_csv(os.path.join(eval_dir, "localize_boxes.csv"), index=False)
-    per_class.to_csv(os.path.join(eval_dir, "localize.csv"))
+    _, per_class = localize(model, boxes, images, pre, out=eval_dir)
     report = build_report(eval_dir, os.path.join(out, "report.html"), about=model_summary(model_path))
     return metrics, per_class, report

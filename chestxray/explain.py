@@ -224,14 +224,15 @@ def box_mask(shape, x, y, w, h, scale=1.0):
     return mask
 
 
-def localize(model, boxes, image_dir, pre, box_size=1024, cam=None, batch_size=8):
+def localize(model, boxes, image_dir, pre, box_size=1024, cam=None, batch_size=8, out=None):
     """Pointing game and Otsu IoU for every box of `boxes` (columns Image, Label, x, y, w, h,
     as `metadata.read_bboxes` gives) whose image and label the model has.
 
     Boxes are in the pixels of the `box_size`-pixel square images they were drawn on
     (1024 for NIH) and are scaled to the model's input. Beside each hit: whether a
     heatmap that always points at the image centre would hit (the baseline a model's
-    maps must beat). Returns (per box, per class).
+    maps must beat). Returns (per box, per class, with the heatmap's settings); with `out`,
+    writes them there too (localize_boxes.csv, localize.csv).
     """
     boxes = boxes[boxes["Label"].isin(pre.labels)]
     names = sorted(set(boxes["Image"]))
@@ -258,7 +259,12 @@ def localize(model, boxes, image_dir, pre, box_size=1024, cam=None, batch_size=8
     per_box = pd.DataFrame(rows, columns=["Image", "label", "p", "hit", "iou", "centre_hit", "empty"])
     per_class = per_box.groupby("label", sort=False).agg(
         hit_rate=("hit", "mean"), centre_hit_rate=("centre_hit", "mean"), mean_iou=("iou", "mean"),
-        boxes=("hit", "size"), empty_maps=("empty", "sum"))
+        boxes=("hit", "size"), empty_maps=("empty", "sum")).assign(
+        layer=feature_layer(model, cam.layer).name, method=cam.method, flip=cam.flip)
+    if out:
+        os.makedirs(out, exist_ok=True)
+        per_box.to_csv(os.path.join(out, "localize_boxes.csv"), index=False)
+        per_class.to_csv(os.path.join(out, "localize.csv"))
     return per_box, per_class
 
 
