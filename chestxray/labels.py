@@ -7,22 +7,8 @@ outputs of the model), not the alphabetical order of the NIH table.
 
 from dataclasses import asdict, dataclass
 
-LABELS = [
-    "Cardiomegaly",
-    "Emphysema",
-    "Effusion",
-    "Hernia",
-    "Infiltration",
-    "Mass",
-    "Nodule",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural_Thickening",
-    "Pneumonia",
-    "Fibrosis",
-    "Edema",
-    "Consolidation",
-]
+LABELS = ["Cardiomegaly", "Emphysema", "Effusion", "Hernia", "Infiltration", "Mass", "Nodule", "Atelectasis",
+          "Pneumothorax", "Pleural_Thickening", "Pneumonia", "Fibrosis", "Edema", "Consolidation"]
 
 # What the NIH table writes for an image with none of the 14.
 NO_FINDING = "No Finding"

@@ -21,7 +21,6 @@ import os
 import shutil
 
 import keras
-import numpy as np
 import pandas as pd
 
 from .errors import SaveError, UserError
@@ -89,14 +88,6 @@ def copy_atomic(source, path):
 
 # ----------------------------------------------------------------------------
 # The run's state.
-
-def _plain(value):
-    if isinstance(value, (np.floating, float)):
-        return float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
 
 class RunState(keras.callbacks.Callback):
     """Commits the run's state after each finished epoch and restores it at a restart.
@@ -210,9 +201,9 @@ class RunState(keras.callbacks.Callback):
         state = {"epoch": epoch,
                  "best": float(value) if improved else previous["best"],
                  "best_epoch": epoch if improved else previous["best_epoch"],
-                 "callbacks": {name: {key: _plain(getattr(callback, key)) for key in _SAVED[type(callback)]}
+                 "callbacks": {name: {key: getattr(callback, key) for key in _SAVED[type(callback)]}
                                for name, callback in self.stateful.items()},
-                 "history": previous["history"] + [{"epoch": epoch, **{k: _plain(v) for k, v in logs.items()}}],
+                 "history": previous["history"] + [{"epoch": epoch, **logs}],
                  # EarlyStopping (before this callback) ends the run here: a restart must not go on.
                  "stopped": bool(getattr(self.model, "stop_training", False))}
         try:
@@ -242,7 +233,8 @@ class RunState(keras.callbacks.Callback):
             for name in ("best.keras", "model.keras"):
                 if os.path.exists(os.path.join(new, name)):
                     _fsync(os.path.join(new, name))
-            write_atomic(os.path.join(new, STATE), json.dumps(state))  # last: it marks the commit whole
+            # last: it marks the commit whole. NumPy's numbers (in logs, counters) as Python's.
+            write_atomic(os.path.join(new, STATE), json.dumps(state, default=lambda v: v.item()))
             _fsync(new)
         except BaseException:
             shutil.rmtree(new, ignore_errors=True)
