@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field, fields
 
-from .augment import PRESETS, Augmentation
+from .augment import PRESETS
 from .model import BACKBONES
 from .preprocessing import MODES
 
@@ -48,7 +48,6 @@ class Recipe:
     sample_size: int = setting(100, "training images whose mean and std standardise featurewise")
 
     def __post_init__(self):
-        Augmentation.named(self.augment)
         for f in fields(self):
             if f.metadata["choices"] and getattr(self, f.name) not in f.metadata["choices"]:
                 raise ValueError(f"{f.name} must be one of {', '.join(f.metadata['choices'])}, "
