@@ -106,8 +106,7 @@ def training_model(base, pre, augmentation, seed):
     if mean is None:
         raise ValueError("this script trains featurewise only (preprocessing.json says samplewise)")
     inputs = keras.Input(tuple(base.inputs[0].shape[1:3]) + (1,), name="gray")
-    x = augmentation.layer(seed)(keras.ops.cast(inputs, "float32"))
-    x = standardize(x, mean, std)
+    x = standardize(augmentation.layer(seed)(keras.ops.cast(inputs, "float32")), mean, std)
     x = keras.ops.concatenate([x, x, x], axis=-1)
     return keras.Model(inputs, base(x))
 
