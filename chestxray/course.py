@@ -13,6 +13,7 @@ import os
 import re
 import textwrap
 
+import jupytext
 import nbformat
 
 from .exercises import PUBLIC
@@ -52,16 +53,14 @@ def cell_hash(source):
 
 def needs_translation(cell):
     """Markdown, and code with comments or printed messages: what a student reads."""
-    if cell.cell_type == "markdown":
-        return True
-    return any(mark in cell.source for mark in ("#", "print(", "plt.title(", "plt.xlabel(", "plt.ylabel("))
+    return cell.cell_type == "markdown" or any(mark in cell.source for mark in ("#", "print(", "plt.title(",
+                                                                                "plt.xlabel(", "plt.ylabel("))
 
 
 def read_translations(path):
     """{English cell hash: translated cell text} from a translation file."""
     with open(path, encoding="utf-8") as f:
-        text = f.read()
-    parts = SEPARATOR.split(text)
+        parts = SEPARATOR.split(f.read())
     return {parts[i]: parts[i + 1].strip("\n") for i in range(1, len(parts), 2)}
 
 
@@ -99,7 +98,6 @@ def translate(notebook, language, path=None):
         problems.append(f"{len(stale)} translation(s) of English text that is no longer there: {', '.join(stale)}")
     if problems:
         raise ValueError(f"{path or TRANSLATIONS[language]}: " + "; ".join(problems))
-    notebook.metadata["chestxray"] = {"language": language}
     return notebook
 
 
@@ -133,8 +131,6 @@ def strip_solutions(source):
 
 
 def read_source(path=SOURCE):
-    import jupytext
-
     return jupytext.read(path, fmt="py:percent")
 
 
@@ -154,10 +150,8 @@ def build(source=SOURCE, student=STUDENT, solution=SOLUTION, language="en", tran
     """Write the student release and the solution notebook from the source, in `language`;
     returns their texts."""
     notebook = _clean(read_source(source))
-    if language == "en":
-        notebook.metadata["chestxray"] = {"language": "en"}
-    else:
-        notebook = translate(notebook, language, translations)
+    notebook = translate(notebook, language, translations) if language != "en" else notebook
+    notebook.metadata["chestxray"] = {"language": language}  # what the grader answers a student in
     solution_text = nbformat.writes(notebook) + "\n"
     for cell in notebook.cells:
         if cell.cell_type == "code" and START in cell.source:
@@ -183,8 +177,7 @@ def execute(path, out, parameters=None, cwd=".", timeout=900):
         if where is None:
             raise ValueError(f"{path}: no cell tagged 'parameters' to set {sorted(parameters)} after")
         text = "# Parameters\n" + "".join(f"{name} = {value!r}\n" for name, value in parameters.items())
-        cell = nbformat.v4.new_code_cell(text, metadata={"tags": ["injected-parameters"]})
-        notebook.cells.insert(where + 1, cell)
+        notebook.cells.insert(where + 1, nbformat.v4.new_code_cell(text, metadata={"tags": ["injected-parameters"]}))
     NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": cwd}}).execute()
     nbformat.write(notebook, out)
     return notebook
@@ -192,10 +185,6 @@ def execute(path, out, parameters=None, cwd=".", timeout=900):
 
 def text_outputs(notebook):
     """All text a notebook printed, joined (for checks on executed notebooks)."""
-    parts = []
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            text = output.get("text") or output.get("data", {}).get("text/plain")
-            if text:
-                parts.append(text)
-    return "\n".join(parts)
+    texts = (output.get("text") or output.get("data", {}).get("text/plain")
+             for cell in notebook.cells for output in cell.get("outputs", []))
+    return "\n".join(text for text in texts if text)

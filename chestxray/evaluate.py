@@ -256,9 +256,8 @@ def evaluate(model, test_df, image_dir, pre, out, n_boot=10000, seed=0, batch_si
     outputs = model.predict(batches, verbose=0)
     calibrated = pre.calibrate(outputs) if pre.prevalence is not None else outputs
     for name, values in (("scores", outputs), ("predictions", calibrated)):
-        table = pd.DataFrame(values, columns=list(pre.labels))
-        table.insert(0, x_col, batches.filenames)
-        table.to_csv(os.path.join(out, f"{name}.csv"), index=False)
+        pd.DataFrame({x_col: batches.filenames, **dict(zip(pre.labels, values.T))}).to_csv(
+            os.path.join(out, f"{name}.csv"), index=False)
     columns = [list(pre.labels).index(label) for label in labels]
     scores, calibrated = outputs[:, columns], calibrated[:, columns]
     metrics = metrics_table(batches.labels, scores, labels, n_boot=n_boot, seed=seed)

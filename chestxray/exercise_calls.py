@@ -52,10 +52,9 @@ def _as_array(value):
         return None
     for convert in (lambda v: v, lambda v: v.numpy(), _keras_numpy):
         try:
-            array = np.asarray(convert(value), dtype=np.float64)
+            return np.asarray(convert(value), dtype=np.float64)
         except Exception:
-            continue
-        return array
+            pass
     return None
 
 

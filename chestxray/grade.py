@@ -154,9 +154,7 @@ def _progress(done, total, started):
 
 def _csv_safe(value):
     """Text a spreadsheet shows as text: a leading =, +, -, @, tab or CR would start a formula."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    return "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def _feedback_names(labels):
