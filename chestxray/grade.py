@@ -143,13 +143,11 @@ def feedback(name, results, problem=None, language="en", notes=()):
 # ----------------------------------------------------------------------------
 # The run.
 
-def _progress(done, total, started):
-    width = 30
+def _progress(done, total, started, width=30):
     filled = int(width * done / total) if total else width
     rate = done / max(time.monotonic() - started, 1e-9) * 60
-    sys.stderr.write(f"\rgrading [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
-                     f"({rate:.0f} per minute)")
-    sys.stderr.flush()
+    print(f"\rgrading [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({rate:.0f} per minute)", end="",
+          file=sys.stderr, flush=True)
 
 
 def _csv_safe(value):

@@ -18,8 +18,7 @@ LOCALE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "locale")
 DOMAIN = "chestxray"
 LANGUAGES = ("en", "pt-BR")
 
-_translation = gettext.NullTranslations()
-_language = "en"
+_language, _gettext = "en", str  # str: English, the messages as written
 
 
 def _locale(language):
@@ -28,12 +27,10 @@ def _locale(language):
 
 def set_language(language):
     """Messages from now on in `language` ("en" or "pt-BR")."""
-    global _translation, _language
+    global _language, _gettext
     if language not in LANGUAGES:
         raise ValueError(f"unknown language {language!r}: use one of {', '.join(LANGUAGES)}")
-    _language = language
-    _translation = (gettext.NullTranslations() if language == "en" else
-                    gettext.translation(DOMAIN, LOCALE_DIR, languages=[_locale(language)]))
+    _language, _gettext = language, translator(language)
 
 
 def language():
@@ -42,7 +39,7 @@ def language():
 
 def _(message):
     """`message` in the current language."""
-    return _translation.gettext(message)
+    return _gettext(message)
 
 
 def translator(language):
