@@ -441,13 +441,10 @@ def entry(argv=None):
     status 2; other exceptions are bugs and keep their traceback. `--debug` shows every traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    if debug:
-        argv.remove("--debug")
     try:
-        main(argv)
+        main([arg for arg in argv if arg != "--debug"])
     except USER_ERRORS as e:
         if debug:
             raise
-        message = str(e).strip() or type(e).__name__
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {str(e).strip() or type(e).__name__}", file=sys.stderr)
         sys.exit(2)

@@ -22,6 +22,7 @@ from .paths import COURSE_HELPERS, REPO, TRANSLATIONS, release_paths
 from .paths import COURSE_SOURCE as SOURCE
 
 START, END = "### START CODE HERE", "### END CODE HERE"
+AUGMENTED = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}  # x += ... in a solution: x += None
 
 STUDENT, SOLUTION = release_paths("en")
 # Other languages (TRANSLATIONS): the English source's cells translated, keyed by a hash of the English text.
@@ -47,21 +48,10 @@ def messages():
     return sorted(found)
 
 
-def cell_hash(source):
-    return hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
-
-
 def needs_translation(cell):
     """Markdown, and code with comments or printed messages: what a student reads."""
     return cell.cell_type == "markdown" or any(mark in cell.source for mark in ("#", "print(", "plt.title(",
                                                                                 "plt.xlabel(", "plt.ylabel("))
-
-
-def read_translations(path):
-    """{English cell hash: translated cell text} from a translation file."""
-    with open(path, encoding="utf-8") as f:
-        parts = SEPARATOR.split(f.read())
-    return {parts[i]: parts[i + 1].strip("\n") for i in range(1, len(parts), 2)}
 
 
 def code_shape(source):
@@ -80,10 +70,13 @@ def code_shape(source):
 def translate(notebook, language, path=None):
     """The notebook with every cell a student reads in `language`. Fails, naming the cells, when
     a translation is missing or stale (its English text changed), or changes code."""
-    translations = read_translations(path or TRANSLATIONS[language])
+    path = path or TRANSLATIONS[language]
+    with open(path, encoding="utf-8") as f:
+        parts = SEPARATOR.split(f.read())
+    translations = {parts[i]: parts[i + 1].strip("\n") for i in range(1, len(parts), 2)}  # {English hash: text}
     problems, used = [], set()
     for i, cell in enumerate(notebook.cells):
-        key = cell_hash(cell.source)
+        key = hashlib.sha256(cell.source.encode("utf-8")).hexdigest()[:12]
         if key in translations:
             used.add(key)
             text = translations[key]
@@ -97,7 +90,7 @@ def translate(notebook, language, path=None):
     if stale:
         problems.append(f"{len(stale)} translation(s) of English text that is no longer there: {', '.join(stale)}")
     if problems:
-        raise ValueError(f"{path or TRANSLATIONS[language]}: " + "; ".join(problems))
+        raise ValueError(f"{path}: " + "; ".join(problems))
     return notebook
 
 
@@ -111,17 +104,13 @@ def placeholders(block):
             first = node.lineno - 1
             target = " = ".join(ast.unparse(t) for t in node.targets) if isinstance(node, ast.Assign) \
                 else ast.unparse(node.target)
-            op = " = " if isinstance(node, ast.Assign) else f" {_augmented(node.op)}= "
+            op = " = " if isinstance(node, ast.Assign) else f" {AUGMENTED[type(node.op)]}= "
             original = lines[first]
             replaced[first] = original[:len(original) - len(original.lstrip())] + target + op + "None"
             for later in range(first + 1, node.end_lineno):
                 replaced[later] = None
     out = [replaced.get(i, line) for i, line in enumerate(lines)]
     return "\n".join(line for line in out if line is not None)
-
-
-def _augmented(op):
-    return {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}[type(op)]
 
 
 def strip_solutions(source):

@@ -223,19 +223,10 @@ def reliability_figure(y_true, probabilities, bins=10, ax=None):
     ax.plot([0, 1], [0, 1], color="gray", linestyle="--", label=_("perfect"))
     for name, (p, y, binned) in _binned(y_true, probabilities, bins):
         ax.plot([p[b].mean() for b in binned], [y[b].mean() for b in binned], marker="o", label=name)
-    ax.set_xlabel(_("predicted probability"))
-    ax.set_ylabel(_("observed rate"))
-    ax.set_title(_("Reliability, all labels"))
+    ax.set(xlabel=_("predicted probability"), ylabel=_("observed rate"), title=_("Reliability, all labels"))
     _decimal_ticks(ax)
     ax.legend()
     return ax.figure
-
-
-def shared_labels(model_labels, table_columns):
-    """(the model's labels the table has, those it lacks), in the model's order."""
-    columns = set(table_columns)
-    shared = [label for label in model_labels if label in columns]
-    return shared, [label for label in model_labels if label not in shared]
 
 
 def evaluate(model, test_df, image_dir, pre, out, n_boot=10000, seed=0, batch_size=8, gallery=4, x_col="Image"):
@@ -245,7 +236,8 @@ def evaluate(model, test_df, image_dir, pre, out, n_boot=10000, seed=0, batch_si
     comparison.csv, calibration.csv, roc.png, reliability.png and a Grad-CAM gallery
     (gradcam/) of the `gallery` most confident true positives. Scores the labels the model
     and the table share, and says which of the model's it left out. Returns the metrics."""
-    labels, left_out = shared_labels(pre.labels, test_df.columns)
+    labels = [label for label in pre.labels if label in set(test_df.columns)]
+    left_out = [label for label in pre.labels if label not in labels]
     if not labels:
         raise ValueError(f"the test table has none of the model's labels {list(pre.labels)}")
     if left_out:

@@ -59,17 +59,26 @@ def write_line(fd, message):
         data = data[os.write(fd, data):]
 
 
-def read_line(fd, limit=MAX_LINE):
-    """One line from `fd` as text; None at end of input; ValueError past `limit` bytes. A read
-    never takes part of the next line: the peer sends it only after an answer."""
+def read_line(fd, seconds=None, pidfd=None):
+    """One line from `fd` as text; None at end of input, or when the writer (`pidfd`) has exited
+    and what it wrote is read; TimeoutError after `seconds`; ValueError past MAX_LINE bytes. A
+    read never takes part of the next line: the peer sends it only after an answer."""
+    deadline = None if seconds is None else time.monotonic() + seconds
     data = b""
     while not data.endswith(b"\n"):
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            ready = select.select([fd, pidfd], [], [], left)[0] if left > 0 else []
+            if not ready:
+                raise TimeoutError
+            if fd not in ready:  # the writer exited, and what it wrote is read
+                return None
         chunk = os.read(fd, 65536)
         if not chunk:
-            return None if not data else data.decode("utf-8", "replace")
+            return None
         data += chunk
-        if len(data) > limit:
-            raise ValueError(f"a line of more than {limit} bytes")
+        if len(data) > MAX_LINE:
+            raise ValueError(f"a line of more than {MAX_LINE} bytes")
     return data.decode("utf-8", "replace")
 
 
@@ -210,28 +219,17 @@ class Phase:
         """The student's next line (as text), or None with `self.stopped` saying why."""
         if self.stopped:
             return None
-        deadline = time.monotonic() + seconds
-        data = b""
-        while not data.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            ready = select.select([self.outbox, self.pidfd], [], [], max(left, 0))[0] if left > 0 else []
-            if not ready:
-                self.stopped = "timeout"
-                return None
-            if self.outbox not in ready:  # the main process exited: what it wrote is still readable
-                os.set_blocking(self.outbox, False)
-            try:
-                chunk = os.read(self.outbox, 65536)
-            except BlockingIOError:
-                chunk = b""
-            if not chunk:
-                self.stopped = self._why_exited()
-                return None
-            data += chunk
-            if len(data) > MAX_LINE:
-                self.stopped = "too_large"
-                return None
-        return data.decode("utf-8", "replace")
+        try:
+            line = read_line(self.outbox, seconds, self.pidfd)
+        except TimeoutError:
+            self.stopped = "timeout"
+            return None
+        except ValueError:
+            self.stopped = "too_large"
+            return None
+        if line is None:
+            self.stopped = self._why_exited()
+        return line
 
     def _why_exited(self):
         for folder in self.cgroups:

@@ -19,14 +19,6 @@ def check_for_leakage(df1, df2, patient_col):
     return len(set(df1[patient_col]) & set(df2[patient_col])) > 0
 
 
-def _patient_counts(df, patient_col, labels):
-    """Per patient: number of images, and number of images carrying each label."""
-    grouped = df.groupby(patient_col, sort=True)
-    counts = grouped[labels].sum().to_numpy(dtype=np.int64)
-    sizes = grouped.size().to_numpy(dtype=np.int64)
-    return grouped.size().index.to_numpy(), sizes, counts
-
-
 def stratified_patient_split(df, fractions, seed=0, patient_col="PatientId", labels=LABELS):
     """Assign each patient to one split; returns an array of split numbers, one per row of `df`.
 
@@ -39,7 +31,10 @@ def stratified_patient_split(df, fractions, seed=0, patient_col="PatientId", lab
     if fractions.sum() < 1 - 1e-9:
         fractions = np.append(fractions, 1 - fractions.sum())
     rng = np.random.default_rng(seed)
-    patients, sizes, counts = _patient_counts(df, patient_col, list(labels))
+    # Per patient: images, and images carrying each label.
+    grouped = df.groupby(patient_col, sort=True)
+    patients, sizes = grouped.size().index.to_numpy(), grouped.size().to_numpy(dtype=np.int64)
+    counts = grouped[list(labels)].sum().to_numpy(dtype=np.int64)
 
     # What each split still wants: images of each label, and images overall.
     want_label = fractions[:, None] * counts.sum(axis=0)[None, :]
@@ -141,8 +136,7 @@ def write_splits(frames, out, table=NIH):
     """train.csv, valid.csv, test.csv with `table`'s columns (the course's: Image, the 14 labels,
     PatientId); their paths."""
     os.makedirs(out, exist_ok=True)
-    paths = {}
+    paths = {name: os.path.join(out, f"{name}.csv") for name in frames}
     for name, frame in frames.items():
-        paths[name] = os.path.join(out, f"{name}.csv")
         frame[table.columns].to_csv(paths[name], index=False, lineterminator="\n")
     return paths
