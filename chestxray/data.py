@@ -331,10 +331,8 @@ class ImageBatches(Batches):
         # Standardizing before the cache keeps that work out of later epochs (unless
         # augmentation changes images first); only the channel repeat, which would
         # triple the cache, is left for after it.
-        if augment:
-            prepare = lambda path: load_image(path, self.size, self._decode)
-        else:
-            prepare = lambda path: standardize(load_image(path, self.size, self._decode), mean, std)
+        load = lambda path: load_image(path, self.size, self._decode)
+        prepare = load if augment else lambda path: standardize(load(path), mean, std)
         ds = load_rows(self.paths, labels, prepare, shuffle and not cache, seed)
         if cache:
             ds = ds.cache("" if cache == "memory" else str(cache))

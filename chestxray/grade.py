@@ -88,17 +88,13 @@ def verdicts(key, cell_outcome, answers, cases):
     rows = []
     for case, answer in zip(cases, answers):
         row = {"name": case["name"], "hint": case.get("hint", ""), "expected": case["expected"]}
-        if "cell_error" in cell_outcome:
-            row.update(passed=False, error=cell_outcome["cell_error"])
-        elif "failed" in cell_outcome:
-            row.update(passed=False, failed=cell_outcome["failed"])
-        elif "output" in answer:
-            row.update(passed=exercises.compare(key, answer["output"], case["expected"]),
-                       got=answer["output"])
-        elif "raised" in answer:
-            row.update(passed=False, error=answer["raised"])
+        outcome = answer if "defined" in cell_outcome else cell_outcome  # a cell that failed fails every case
+        if "output" in outcome:
+            row.update(passed=exercises.compare(key, outcome["output"], case["expected"]), got=outcome["output"])
+        elif "failed" in outcome:
+            row.update(passed=False, failed=outcome["failed"])
         else:
-            row.update(passed=False, failed=answer["failed"])
+            row.update(passed=False, error=outcome.get("raised") or outcome["cell_error"])
         rows.append(row)
     return rows
 

@@ -36,8 +36,7 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, y_pred.dtype)
-        w_pos = ops.convert_to_tensor(self.pos_weights, dtype=y_pred.dtype)
-        w_neg = ops.convert_to_tensor(self.neg_weights, dtype=y_pred.dtype)
+        w_pos, w_neg = (ops.convert_to_tensor(w, dtype=y_pred.dtype) for w in (self.pos_weights, self.neg_weights))
         per_class = -(w_pos * y_true * ops.log(y_pred + self.epsilon)
                       + w_neg * (1 - y_true) * ops.log(1 - y_pred + self.epsilon))
         return ops.sum(per_class, axis=-1)

@@ -57,10 +57,9 @@ def patch_keras():
             f"multi-worker training needs a workaround for keras-team/keras#20585 that was written for Keras "
             f"{', '.join(v + 'x' for v in TESTED)}; this is Keras {keras.__version__}. Check whether that issue "
             "is fixed in this version (then drop chestxray/multiworker.py), or pin Keras to a tested version.")
-    for name in ("_maybe_symbolic_build",):
-        if not hasattr(trainer.TensorFlowTrainer, name):
-            raise RuntimeError(f"Keras {keras.__version__}: TensorFlowTrainer.{name} is gone; "
-                               "chestxray/multiworker.py needs updating")
+    if not hasattr(trainer.TensorFlowTrainer, "_maybe_symbolic_build"):
+        raise RuntimeError(f"Keras {keras.__version__}: TensorFlowTrainer._maybe_symbolic_build is gone; "
+                           "chestxray/multiworker.py needs updating")
     trainer.TensorFlowTrainer._maybe_symbolic_build = _build_from_local_batch
     trainer.reduce_per_replica = _reduce_per_replica
     _patched = True

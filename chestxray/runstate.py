@@ -185,19 +185,15 @@ class RunState(keras.callbacks.Callback):
 
     # ------------------------------------------------------------ commit
 
-    def _improved(self, value):
-        best = (self.state or {}).get("best")
-        if value is None or not math.isfinite(value):
-            return False
-        return best is None or (value < best if self.mode == "min" else value > best)
-
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if not all(math.isfinite(float(logs.get(k, 0.0))) for k in ("loss", "val_loss")):
             return  # never commit a diverged state
         value = logs.get(self.monitor)
-        improved = self._improved(value)
         previous = self.state or {"history": [], "best": None, "best_epoch": None}
+        best = previous["best"]
+        improved = value is not None and math.isfinite(value) and (
+            best is None or (value < best if self.mode == "min" else value > best))
         state = {"epoch": epoch,
                  "best": float(value) if improved else previous["best"],
                  "best_epoch": epoch if improved else previous["best_epoch"],

@@ -37,41 +37,29 @@ COUNTS = {"replace": 0, "save": 0, "weights": 0, "batch": 0}
 FAILURES = {"enospc": errno.ENOSPC, "erofs": errno.EROFS}
 
 
-def cut(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    with open(path, "wb") as f:
-        f.write(data[:len(data) // 2])
-
-
 def install(kind, n):
     """Patch the chosen write so that its n-th call kills the process (n = 0: only count)."""
     def hit(name):
         COUNTS[name] += 1
         return kind == name and COUNTS[name] == n
 
-    real_replace, real_save, real_weights = os.replace, keras.Model.save, keras.Model.save_weights
-    real_batch = keras.callbacks.TerminateOnNaN.on_train_batch_end
+    real_replace, real_batch = os.replace, keras.callbacks.TerminateOnNaN.on_train_batch_end
 
     def replace(src, dst, **kw):
-        COUNTS["replace"] += 1
-        if COUNTS["replace"] == n and kind == "replace":
+        if hit("replace"):
             os._exit(137)
         if COUNTS["replace"] == n and kind in FAILURES:
             raise OSError(FAILURES[kind], os.strerror(FAILURES[kind]), dst)
         real_replace(src, dst, **kw)
 
-    def save(self, path, *a, **kw):
-        real_save(self, path, *a, **kw)
-        if hit("save"):
-            cut(path)
-            os._exit(137)
-
-    def save_weights(self, path, *a, **kw):
-        real_weights(self, path, *a, **kw)
-        if hit("weights"):
-            cut(path)
-            os._exit(137)
+    def cut_short(real, name):
+        """`real` (a save), then, at the n-th call, the file cut to half its bytes and the process killed."""
+        def save(self, path, *a, **kw):
+            real(self, path, *a, **kw)
+            if hit(name):
+                os.truncate(path, os.path.getsize(path) // 2)
+                os._exit(137)
+        return save
 
     def batch_end(self, batch, logs=None):
         if hit("batch"):
@@ -79,7 +67,8 @@ def install(kind, n):
         return real_batch(self, batch, logs)
 
     os.replace = replace
-    keras.Model.save, keras.Model.save_weights = save, save_weights
+    keras.Model.save, keras.Model.save_weights = cut_short(keras.Model.save, "save"), cut_short(
+        keras.Model.save_weights, "weights")
     keras.callbacks.TerminateOnNaN.on_train_batch_end = batch_end
 
 
@@ -100,12 +89,9 @@ def run(frames, images, out, fault=None):
         os.write(write, json.dumps({"message": message, "counts": COUNTS}).encode())
         os._exit(code)
     os.close(write)
-    chunks = []
-    while chunk := os.read(read, 65536):
-        chunks.append(chunk)
-    os.close(read)
+    with os.fdopen(read, "rb") as f:
+        report = json.loads(f.read() or b'{"message": "", "counts": {}}')
     _, status = os.waitpid(pid, 0)
-    report = json.loads(b"".join(chunks) or b'{"message": "", "counts": {}}')
     return os.waitstatus_to_exitcode(status), report
 
 
