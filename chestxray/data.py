@@ -72,7 +72,7 @@ def check_table(df, x_col, y_cols):
 
 
 def sniff(path):
-    """'png8', 'png16' or 'jpeg' from the file's first and last bytes, or why it cannot be used.
+    """'png8', 'png16', 'jpeg' or 'dicom' from the file's first and last bytes, or why it cannot be used.
 
     Checking the end marker catches empty, truncated and non-image files for the
     price of two small reads, instead of a whole extra decoding pass.
@@ -80,7 +80,7 @@ def sniff(path):
     try:
         size = os.path.getsize(path)
         with open(path, "rb") as f:
-            head = f.read(26)
+            head = f.read(132)
             f.seek(max(0, size - TAIL_BYTES))
             tail = f.read()
     except FileNotFoundError:
@@ -94,10 +94,8 @@ def sniff(path):
             None, "truncated PNG (no IEND chunk at the end)")
     if head.startswith(JPEG_START):
         return ("jpeg", None) if JPEG_END in tail else (None, "truncated JPEG (no end-of-image marker)")
-    with open(path, "rb") as f:
-        f.seek(128)
-        if f.read(4) == b"DICM":  # the DICOM preamble is 128 bytes, then this magic
-            return "dicom", None
+    if head[128:132] == b"DICM":  # the DICOM preamble is 128 bytes, then this magic
+        return "dicom", None
     return None, "not a PNG, JPEG or DICOM file"
 
 

@@ -250,10 +250,9 @@ def localize(model, boxes, image_dir, pre, box_size=1024, cam=None, batch_size=8
             for box in boxed[boxed["Image"] == name].itertuples():
                 heatmap = heatmaps[0]
                 region = box_mask(heatmap.shape, box.x, box.y, box.w, box.h, heatmap.shape[0] / box_size)
-                height, width = region.shape
                 rows.append({"Image": name, "label": label, "p": float(probabilities[pre.labels.index(label)]),
                              "hit": pointing_hit(heatmap, region), "iou": otsu_iou(heatmap, region),
-                             "centre_hit": bool(region[height // 2, width // 2]),
+                             "centre_hit": bool(region[region.shape[0] // 2, region.shape[1] // 2]),
                              # an all-zero map points nowhere: a miss, counted apart so it can be told apart
                              "empty": bool(heatmap.max() == 0)})
     per_box = pd.DataFrame(rows, columns=["Image", "label", "p", "hit", "iou", "centre_hit", "empty"])

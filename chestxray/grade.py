@@ -1,15 +1,12 @@
 """The grader: every submission's graded cells run in a sandbox; the verdicts are made here.
 
 `grade(submissions, out)` reads each notebook as data (`submissions`: nothing of it runs in
-this process), sends each graded cell to a sandboxed worker (`sandbox.py` inside bubblewrap,
-one per job slot, all cores) with the cases' inputs one at a time, checks every answer's
-structure and compares it with the reference answer (`exercises`), which never enters the
-sandbox. Public and hidden cases run in separate phases, each in a fresh process. It writes
-`out` (one row per submission: per exercise the 0/1 score, public and hidden cases passed,
-the public failures; notes; the total), one Markdown feedback file per submission and
-`summary.html` for the instructor (`grade_summary`).
-
-What the sandbox protects against, and what it does not: README, "Grading".
+this process), sends each graded cell to a sandboxed worker (`workers`, one per job slot) with
+the cases' inputs one at a time, checks every answer's structure and compares it with the
+reference answer (`exercises`), which never enters the sandbox. Public and hidden cases run in
+separate phases, each in a fresh process. It writes `out`, a Markdown feedback file per
+submission and `summary.html` (`grade_summary`). What they hold, and what the sandbox protects
+against and what it does not: README, "Grading".
 """
 
 import json

@@ -1,28 +1,18 @@
-"""The grader's worker inside the sandbox: runs a student's graded cell on case inputs and hands
-back, untouched, what the student's process answered. It never sees a reference answer.
+"""The grader's worker inside the sandbox (README, "Grading"): runs a student's graded cell on
+case inputs and hands back, untouched, what the student's process answered; it never sees a
+reference answer. `workers.Worker` starts it as `python -I sandbox.py CONFIG` inside bubblewrap.
+Three kinds of process, so that no student's code or case reaches another student's process:
 
-Started by `chestxray.grade` as `python -I sandbox.py CONFIG` inside bubblewrap (no network,
-nothing of the host but the Python environment, read-only; the submissions, the grades file and
-the hidden answers are not there). Three kinds of process, so that no student's code or case
-ever reaches another student's process:
+- the *zygote* (this process) imports the libraries once, then only forks: it never reads a job;
+- a *supervisor* per phase (one exercise of one submission, public or hidden cases) reads the
+  cell, forks the student's process, relays one case and one answer at a time, enforces the time
+  limit from outside it, and at the end kills every process of the phase's user id;
+- the *student's process*, confined (`_confine`: namespaces, a scratch tmpfs, cgroups, a user id
+  of its own, no privilege), defines the function and answers each case on a pipe.
 
-- the *zygote* (this process) imports NumPy, pandas, Keras, Matplotlib and seaborn once, and
-  then only forks: it never reads a job, so it never holds a student's code or a case;
-- a *supervisor*, forked per phase (one exercise of one submission, public or hidden cases),
-  reads the phase's header (the cell) from stdin, forks the student's process, then relays one
-  case at a time and one answer at a time. It enforces the time limits from outside the
-  student's process (a signal handler cannot lift them), and when the phase ends (all cases,
-  its time, or the student's main process exiting, whatever its children do) it kills every
-  process of the phase's user id;
-- the *student's process*, forked from the supervisor before any case is read, in an IPC and a
-  mount namespace of its own, with a size-limited scratch tmpfs, in cgroups that cap the memory,
-  processes and CPU of everything it starts, under a user id of its own with no privilege. It
-  defines the function from the cell (top-level statements other than definitions run, and
-  their errors are notes, not failures) and answers each case on a pipe.
-
-What the student's process sends is relayed as text; the grader parses and checks it in its own
-process (`exercises.read_answer`). Protocol: one JSON line each way; see `chestxray.grade.Worker`.
-This file imports only the standard library and `exercise_calls` (beside it in the sandbox).
+Protocol: one JSON line each way (`workers.Worker.phase`); the grader checks what the student
+sent in its own process (`exercises.read_student`). Imports only the standard library and
+`exercise_calls` (beside it in the sandbox).
 """
 
 import ast
@@ -374,11 +364,11 @@ def main():
                 traceback.print_exc()  # to the grader's log of this worker (stderr)
             finally:
                 os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == END_OF_INPUT:
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        if code == END_OF_INPUT:
             return
-        if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
-            write_line(1, {"end": True, "error": f"the phase's supervisor failed (status {status})"})
+        if code:
+            write_line(1, {"end": True, "error": f"the phase's supervisor failed (exit code {code})"})
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def _is_chief(strategy):
 class EMAWeights(keras.callbacks.SwapEMAWeights):
     """The weights' moving average in the model from the end of each epoch (validation,
     checkpoint, early stopping see it) to the start of the next. `training_weights()`
-    puts the trained weights back early: `Resume` saves those, with the average in
+    puts the trained weights back early: `RunState` saves those, with the average in
     the optimizer, so that a restart goes on exactly."""
 
     def __init__(self):

@@ -69,6 +69,13 @@ def releases():
     return course.build(student=None, solution=None)
 
 
+@pytest.fixture
+def subs(tmp_path):
+    """An empty folder for students' notebooks: tmp_path/subs."""
+    (tmp_path / "subs").mkdir()
+    return tmp_path / "subs"
+
+
 def notebook(solution, replace=None, after=None, metadata=None):
     """A student's notebook: the solution (text) with graded cells replaced ({"UNQ_C1": source}),
     cells added after one ({"UNQ_C3": [source, ...]}), its metadata changed."""

@@ -32,10 +32,8 @@ def scores(table):
     return table.set_index("submission")[SCORES]
 
 
-def test_grader_scores_each_exercise_and_survives_bad_submissions(releases, tmp_path):
+def test_grader_scores_each_exercise_and_survives_bad_submissions(subs, releases, tmp_path):
     student, solved = releases
-    subs = tmp_path / "subs"
-    subs.mkdir()
     submit(subs, "a_good.ipynb", solved)
     (subs / "b_untouched.ipynb").write_text(student)
     (subs / "c_broken.ipynb").write_text("{not json")
@@ -74,12 +72,10 @@ def test_grader_scores_each_exercise_and_survives_bad_submissions(releases, tmp_
     assert "- Expected: `" in untouched and "- Got: `" in untouched
 
 
-def test_students_cannot_give_themselves_the_marks(releases, tmp_path):
+def test_students_cannot_give_themselves_the_marks(subs, releases, tmp_path):
     """Wrong answers stay wrong whatever else the cell does: patch the tests or the comparison,
     write a verdict to any descriptor, exit early, kill what it can."""
     _, solved = releases
-    subs = tmp_path / "subs"
-    subs.mkdir()
     patch = ("import sys\nfor name in ('public_tests', 'test_utils', 'exercises'):\n"
              "    try:\n        module = __import__(name)\n    except ImportError:\n        continue\n"
              "    for attr in ('compare', 'values_equal', '_equal', 'check_for_leakage_test', 'run_cases'):\n"
@@ -103,14 +99,12 @@ def test_students_cannot_give_themselves_the_marks(releases, tmp_path):
     assert got.loc["c_good.ipynb"].tolist() == [1, 1, 1]  # graded after them, by the same worker
 
 
-def test_the_sandbox_hides_the_host_and_other_students(releases, tmp_path):
+def test_the_sandbox_hides_the_host_and_other_students(subs, releases, tmp_path):
     """Each function answers right only if it can reach what the sandbox must hide: another
     submission, the grades file, the hidden cases, the reference answers, a folder outside its
     scratch, the network, the grader's command line. Every score must be 0; the student it
     attacks keeps 3/3."""
     _, solved = releases
-    subs = tmp_path / "subs"
-    subs.mkdir()
     victim = submit(subs, "z_victim.ipynb", solved)
     hidden = tmp_path / "hidden.json"
     hidden.write_text(json.dumps({"UNQ_C1": [{"name": "h", "inputs": {"first": [1], "second": [2]}, "hint": ""}]}))
@@ -156,10 +150,8 @@ def test_the_sandbox_hides_the_host_and_other_students(releases, tmp_path):
     server.close()
 
 
-def test_hidden_cases_count_apart_and_stay_hidden(releases, tmp_path):
+def test_hidden_cases_count_apart_and_stay_hidden(subs, releases, tmp_path):
     _, solved = releases
-    subs = tmp_path / "subs"
-    subs.mkdir()
     memorised = ("def check_for_leakage(df1, df2, patient_col):\n"
                  "    first = list(df1[patient_col])\n"
                  "    return first in ([0, 1, 2], [], ['a7', 'b2'], list(range(100)), [1]) and "
@@ -203,22 +195,19 @@ def test_hidden_cases_count_apart_and_stay_hidden(releases, tmp_path):
     (b"\xff{}", r"not UTF-8"),
 ], ids=["exercise", "inputs", "expected-true", "expected-form", "ids-type", "shapes", "field", "case-type", "deep",
         "utf8"])
-def test_a_malformed_hidden_file_is_named_before_grading(tmp_path, content, message):
-    (tmp_path / "subs").mkdir()
-    (tmp_path / "subs" / "a.ipynb").write_text("{}")
+def test_a_malformed_hidden_file_is_named_before_grading(subs, tmp_path, content, message):
+    (subs / "a.ipynb").write_text("{}")
     bad = tmp_path / "hidden.json"
     bad.write_bytes(content if isinstance(content, bytes) else content.encode())
     with pytest.raises(ValueError, match=message):
-        grade(str(tmp_path / "subs"), str(tmp_path / "g.csv"), hidden=str(bad), progress=False)
+        grade(str(subs), str(tmp_path / "g.csv"), hidden=str(bad), progress=False)
     assert not (tmp_path / "g.csv").exists()
 
 
-def test_a_dead_worker_is_replaced_and_the_run_goes_on(releases, tmp_path, monkeypatch):
+def test_a_dead_worker_is_replaced_and_the_run_goes_on(subs, releases, tmp_path, monkeypatch):
     from chestxray import workers as grading
 
     _, solved = releases
-    subs = tmp_path / "subs"
-    subs.mkdir()
     submit(subs, "a_first.ipynb", solved)
     submit(subs, "b_second.ipynb", solved)
     phase, killed = grading.Worker.phase, []
@@ -237,10 +226,8 @@ def test_a_dead_worker_is_replaced_and_the_run_goes_on(releases, tmp_path, monke
     assert table.loc["b_second.ipynb", SCORES].tolist() == [1, 1, 1]
 
 
-def test_without_a_sandbox_the_grader_refuses_unless_told(releases, tmp_path):
+def test_without_a_sandbox_the_grader_refuses_unless_told(subs, releases, tmp_path):
     _, solved = releases
-    subs = tmp_path / "subs"
-    subs.mkdir()
     submit(subs, "a_good.ipynb", solved)
     env = {**os.environ, "PATH": "/nonexistent"}
     command = [sys.executable, "-m", "chestxray", "grade", str(subs), "--out", str(tmp_path / "g.csv")]

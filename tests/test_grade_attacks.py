@@ -21,7 +21,6 @@ from tests.conftest import SCORES, notebook
 from tests.test_commands import CHROMIUM_FLAGS
 
 RIGHT_LEAKAGE = "def check_for_leakage(df1, df2, patient_col):\n    return bool(set(df1[patient_col]) & set(df2[patient_col]))\n"
-RIGHT_FREQS = "def compute_class_freqs(labels):\n    p = np.mean(labels, axis=0)\n    return p, 1 - p\n"
 LOSS_BODY = ("    def weighted_loss(y_true, y_pred):\n"
              "        y, f = np.asarray(y_true, 'float64'), np.asarray(y_pred, 'float64')\n"
              "        return float(np.sum(np.mean(-(pos_weights * y * np.log(f + epsilon)\n"
@@ -501,11 +500,9 @@ def test_a_class_that_attacks_the_grader(tmp_path_factory, releases):
     two_runs_give_the_same_grades(klass)
 
 
-def test_without_the_sandbox_the_attacks_work(tmp_path, releases):
+def test_without_the_sandbox_the_attacks_work(subs, tmp_path, releases):
     """The control for the limits: unconfined, the same functions get their memory and processes."""
     _, solution = releases
-    subs = tmp_path / "subs"
-    subs.mkdir()
     (subs / "limits.ipynb").write_text(notebook(solution, {"UNQ_C1": MEMORY_HOG, "UNQ_C2": MEMFD, "UNQ_C3": FORK_BOMB}))
     table = grade(str(subs), str(tmp_path / "g.csv"), jobs=1, timeout=20, memory_mb=256, sandbox=False,
                   progress=False)

@@ -124,10 +124,8 @@ def test_public_tests_speak_portuguese(portuguese, capsys):
     assert "Todos os testes passaram." in capsys.readouterr().out
 
 
-def test_grader_feedback_follows_the_notebook_language(both_languages, tmp_path):
+def test_grader_feedback_follows_the_notebook_language(subs, both_languages, tmp_path):
     folder, _ = both_languages
-    subs = tmp_path / "subs"
-    subs.mkdir()
     wrong = notebook((folder / "pt-BR.solution.ipynb").read_text(encoding="utf-8"), {
         "UNQ_C2": "def compute_class_freqs(labels):\n    return np.mean(labels, axis=1), 1 - np.mean(labels, axis=1)\n"})
     for name in ("aluno.ipynb", "outro aluno.ipynb"):

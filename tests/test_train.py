@@ -77,8 +77,7 @@ def test_resumes_after_sigkill(split_phantoms, tmp_path):
     time.sleep(0.7)  # into the next epoch
     run.send_signal(signal.SIGKILL)
     run.wait()
-    with open(os.path.join(out, "resume", "state.json")) as f:
-        done = json.load(f)["epoch"]
+    done = json.loads(open(os.path.join(out, "resume", "state.json")).read())["epoch"]
     assert done == 1
 
     run = start(pause=0)
@@ -121,8 +120,7 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_best(split_phantoms, tmp_pa
     best = keras.models.load_model(os.path.join(out, "best.keras"))
     assert all(np.isfinite(w).all() for w in best.get_weights())
     assert not os.path.exists(os.path.join(out, "model.keras"))
-    with open(os.path.join(out, "resume", "state.json")) as f:
-        assert json.load(f)["epoch"] == 1  # the diverged epoch was not committed
+    assert json.loads(open(os.path.join(out, "resume", "state.json")).read())["epoch"] == 1  # diverged: not committed
 
 
 def test_another_runs_folder_is_not_overwritten(split_phantoms, tmp_path):
@@ -236,8 +234,7 @@ def test_each_backbone_trains_reloads_through_predict_and_explains(backbone, nih
     trained = train(table.head(8), table.iloc[8:12], images, out, epochs=1, batch_size=4, image_size=32,
                     augment="none", sample_size=8, backbone=backbone, verbose=0)
     pre = Preprocessing.load(out)
-    with open(os.path.join(out, "run.json")) as f:
-        run = json.load(f)
+    run = json.loads(open(os.path.join(out, "run.json")).read())
     assert pre.backbone == backbone and run["recipe"]["backbone"] == backbone
     assert run["augmentation"] == {"flip": False, "rotation": 0.0, "shift": 0.0, "zoom": 0.0, "contrast": 0.0}
     weights = os.path.join(out, "model.weights.h5")
@@ -265,8 +262,8 @@ def test_a_model_of_other_labels_trains_and_is_scored_on_the_labels_it_shares(ni
     out = str(tmp_path / "run")
     train(chexpert.head(16), chexpert.iloc[16:24], images, out, table=table, model_fn=tiny_model, epochs=1,
           batch_size=8, image_size=32, sample_size=8, verbose=0)
-    with open(os.path.join(out, "run.json")) as f:
-        assert json.load(f)["table"] == {"labels": CHEXPERT_LABELS, "x_col": "Path", "patient_col": "Patient"}
+    run = json.loads(open(os.path.join(out, "run.json")).read())
+    assert run["table"] == {"labels": CHEXPERT_LABELS, "x_col": "Path", "patient_col": "Patient"}
     pre = Preprocessing.load(out)
     assert list(pre.labels) == CHEXPERT_LABELS
     model = keras.models.load_model(os.path.join(out, "model.keras"))
