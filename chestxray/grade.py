@@ -9,6 +9,7 @@ submission and `summary.html` (`grade_summary`). What they hold, and what the sa
 against and what it does not: README, "Grading".
 """
 
+import concurrent.futures
 import json
 import os
 import queue
@@ -261,12 +262,9 @@ def grade(folder, out, hidden=None, jobs=None, timeout=60, memory_mb=2048, sandb
         finally:
             worker.close()
 
-    threads = [threading.Thread(target=serve, args=(slot,)) for slot in range(jobs)]
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            list(pool.map(serve, range(jobs)))
     finally:
         grader.close()
     if progress and subs:

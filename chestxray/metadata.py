@@ -38,19 +38,13 @@ def read_nih_metadata(path, views=None):
         name = table.loc[duplicated, IMAGE].iloc[0]
         raise ValueError(f"{path}: image {name} appears more than once in {IMAGE!r}")
 
-    index = {label: j for j, label in enumerate(LABELS)}
-    y = np.zeros((len(table), len(LABELS)), dtype=np.int64)
-    for i, (line, findings) in enumerate(zip(table.index, table[FINDINGS])):
-        for finding in findings.split("|"):
-            finding = ALIASES.get(finding.strip(), finding.strip())
-            if finding == NO_FINDING:
-                continue
-            if finding not in index:
-                raise ValueError(f"{path}: line {line + 2}: unknown finding {finding!r} "
-                                 f"(expected one of the 14 labels or {NO_FINDING!r})")
-            y[i, index[finding]] = 1
-
-    frame = pd.DataFrame(y, columns=LABELS)
+    findings = table[FINDINGS].str.split("|").explode().str.strip().replace(ALIASES)  # one row per finding
+    unknown = findings[~findings.isin([*LABELS, NO_FINDING])]
+    if len(unknown):
+        raise ValueError(f"{path}: line {unknown.index[0] + 2}: unknown finding {unknown.iloc[0]!r} "
+                         f"(expected one of the 14 labels or {NO_FINDING!r})")
+    y = pd.get_dummies(findings).groupby(level=0).max().reindex(index=table.index, columns=LABELS, fill_value=0)
+    frame = pd.DataFrame(y.to_numpy(dtype=np.int64), columns=LABELS)
     frame.insert(0, "Image", table[IMAGE].to_numpy())
     frame["PatientId"] = table[PATIENT].to_numpy()
     return frame

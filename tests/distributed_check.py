@@ -77,15 +77,12 @@ def main():
     from chestxray.phantoms import make_phantoms
     from chestxray.splits import split_frame
     from chestxray.train import train
+    from tests.test_train import tiny_model
 
     with tempfile.TemporaryDirectory() as scratch:
         frames = split_frame(read_nih_metadata(make_phantoms(scratch, n=40, size=64)), fractions=[0.8, 0.2, 0])
-        def tiny(n, weights, size):  # built by train(), inside the strategy's scope
-            inputs = keras.Input((size, size, 3))
-            pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
-            return keras.Model(inputs, keras.layers.Dense(n, activation="sigmoid")(pooled))
         train(frames["train"], frames["valid"], os.path.join(scratch, "images"), os.path.join(scratch, "run"),
-              epochs=2, batch_size=4, image_size=32, strategy=mirrored, model_fn=tiny, verbose=0)
+              epochs=2, batch_size=4, image_size=32, strategy=mirrored, model_fn=tiny_model, verbose=0)
         history = pd.read_csv(os.path.join(scratch, "run", "history.csv"))
         assert list(history["epoch"]) == [0, 1] and np.isfinite(history["loss"]).all()
     print("train() under MirroredStrategy: 2 epochs")

@@ -1,7 +1,6 @@
 import os
 import shutil
 
-import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +10,7 @@ from PIL import Image
 from chestxray.data import (ImageBatches, ImageFileError, check_files, get_test_and_valid_generator,
                             get_train_generator, image_stats, load_image)
 from chestxray.labels import LABELS
+from tests.test_train import tiny_model
 from util import get_test_and_valid_generator as util_valid_test
 from util import get_train_generator as util_train
 
@@ -73,9 +73,7 @@ def test_fit_and_predict_in_row_order(dev):
     df, image_dir = dev
     train = ImageBatches(df, image_dir, "Image", LABELS, batch_size=8, size=(64, 64), shuffle=True)
     test = ImageBatches(df, image_dir, "Image", LABELS, batch_size=5, size=(64, 64), mean=120.0, std=60.0)
-    inputs = keras.Input((64, 64, 3))
-    conv = keras.layers.Conv2D(4, 3, strides=4)(inputs)
-    model = keras.Model(inputs, keras.layers.Dense(14, activation="sigmoid")(keras.layers.Flatten()(conv)))
+    model = tiny_model(14, None, 64)
     model.compile("adam", "binary_crossentropy")
     history = model.fit(train, validation_data=test, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2 and np.isfinite(history.history["val_loss"]).all()

@@ -39,8 +39,7 @@ def folder_summary(out):
     shipped.load_weights(os.path.join(out, "model.weights.h5"))
     with h5py.File(os.path.join(out, "model.weights.h5")) as f:
         assert sorted(f) == ["layers", "vars"]
-    with open(os.path.join(out, "loss.png"), "rb") as f:
-        png = f.read()
+    png = open(os.path.join(out, "loss.png"), "rb").read()
     assert png.startswith(b"\x89PNG") and png.rstrip().endswith(b"IEND\xaeB`\x82")
     return {"files": files, "epochs": history["epoch"].tolist(),
             "learning_rate": np.round(history["learning_rate"].to_numpy(), 10).tolist(),

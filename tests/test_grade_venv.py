@@ -3,6 +3,7 @@ in a path with a space), with the sandbox on; a worker that cannot start says wh
 
 import glob
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -19,14 +20,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_grades_from_a_virtualenv_whose_packages_live_only_there(tmp_path, releases):
     venv = tmp_path / "work" / "my venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = glob.glob(str(venv / "lib" / "python*" / "site-packages"))[0]
+    site = pathlib.Path(glob.glob(str(venv / "lib" / "python*" / "site-packages"))[0])
     # The virtualenv reaches this machine's packages through a .pth (installing TensorFlow into it
     # would take minutes), and holds one module of its own: a student's cell imports it.
     host = [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and os.path.isdir(p)]
-    with open(os.path.join(site, "host.pth"), "w") as f:
-        f.write("\n".join(host) + "\n")
-    with open(os.path.join(site, "only_in_the_venv.py"), "w") as f:
-        f.write("ANSWER = 42\n")
+    (site / "host.pth").write_text("\n".join(host) + "\n")
+    (site / "only_in_the_venv.py").write_text("ANSWER = 42\n")
     _, solution = releases
     subs = tmp_path / "work" / "sub missions"
     subs.mkdir()

@@ -271,17 +271,14 @@ def test_the_portuguese_notebook_code_says_nothing_in_english(both_languages):
     _, built = both_languages
 
     def strings(source):
-        found = []
-        for node in ast.walk(ast.parse(source)):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                found.append(node.value)
-        return found
+        return {node.value for node in ast.walk(ast.parse(source))
+                if isinstance(node, ast.Constant) and isinstance(node.value, str)}
 
     english, portuguese = built["en"][1], built["pt-BR"][1]
     same = []
     for a, b in zip(english.cells, portuguese.cells):
         if a.cell_type == "code":
-            same += [text for text in set(strings(a.source)) & set(strings(b.source))
+            same += [text for text in strings(a.source) & strings(b.source)
                      if {w for w in re.findall(r"[A-Za-z][A-Za-z0-9_]+", text) if len(w) > 2} - NEUTRAL - DATA_NAMES]
     assert not same, f"English strings left in the pt-BR notebook's code: {same}"
 

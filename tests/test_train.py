@@ -1,6 +1,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -180,10 +181,7 @@ print('worker done')
 
 
 def _free_ports(n):
-    import socket
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
+    sockets = [socket.create_server(("localhost", 0)) for _ in range(n)]  # open together: n different ports
     ports = [s.getsockname()[1] for s in sockets]
     for s in sockets:
         s.close()
