@@ -54,11 +54,8 @@ class Augmentation:
         import tensorflow as tf  # here, so that reading settings does not load TensorFlow
 
         seed = tf.stack([key, tf.constant(len(DRAWS), tf.int64)])  # any constant second word; this one, always
-        return self.apply(image, tf.random.stateless_uniform([len(DRAWS)], seed, -1.0, 1.0))
-
-    def apply(self, image, u):
-        """The changes that the draws `u` (DRAWS, each in [-1, 1]) say, to one image."""
-        return self.apply_batch(image[None], u[None])[0]
+        u = tf.random.stateless_uniform([1, len(DRAWS)], seed, -1.0, 1.0)
+        return self.apply_batch(image[None], u)[0]
 
     def apply_batch(self, images, u):
         """The changes to a batch (batch, height, width, 1), with draws `u` (batch, DRAWS), in

@@ -125,13 +125,6 @@ def gradcam_per_class(model, images, classes, layer_name=None):
     return tf.stack(maps, axis=1).numpy()
 
 
-def upsample(maps, size):
-    """Heatmaps (..., h, w) -> (..., size[0], size[1]), bilinear."""
-    lead = maps.shape[:-2]
-    flat = tf.reshape(maps, (-1, *maps.shape[-2:], 1))
-    return tf.reshape(tf.image.resize(flat, size), (*lead, *size)).numpy()
-
-
 def explain_files(model, paths, pre, labels, cam=None, batch_size=8, models=None):
     """For each file: (gray image, heatmaps (len(labels), h, w) at the model's input size,
     probabilities of all classes), in one pass per batch of files.
@@ -147,7 +140,8 @@ def explain_files(model, paths, pre, labels, cam=None, batch_size=8, models=None
     for start in range(0, len(paths), batch_size):
         loaded = [pre.load_file(path) for path in paths[start:start + batch_size]]
         maps, predictions = gradcam(models, tf.stack([x for x, _ in loaded]), classes, cam.method, cam.flip)
-        maps = upsample(maps, pre.size)
+        # Up to the input size, bilinear: a batch's classes as the channels of one resize.
+        maps = np.moveaxis(tf.image.resize(np.moveaxis(maps, 1, -1), pre.size).numpy(), -1, 1)
         if pre.prevalence is not None:
             predictions = pre.calibrate(predictions)
         for (_x, gray), heatmaps, probabilities in zip(loaded, maps, predictions):

@@ -33,10 +33,6 @@ def set_language(language):
     _language, _gettext = language, translator(language)
 
 
-def language():
-    return _language
-
-
 def _(message):
     """`message` in the current language."""
     return _gettext(message)

@@ -3,6 +3,8 @@
 
 import os
 import re
+import shutil
+import subprocess
 import sys
 
 import matplotlib
@@ -20,6 +22,8 @@ from chestxray.phantoms import make_phantoms  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 matplotlib.use("Agg")  # figures are drawn, never shown
 SCORES = ["check_for_leakage_score", "compute_class_freqs_score", "get_weighted_loss_score"]  # grades.csv
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +97,11 @@ def notebook(solution, replace=None, after=None, metadata=None):
     nb.cells = cells
     nb.metadata.update(metadata or {})
     return nbformat.writes(nb)
+
+
+def chromium_dom(page, profile, *flags):
+    """The DOM of the HTML file `page` as headless Chromium (Debian's chromium package) renders it."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "Chromium not found: install Debian's chromium package (`apt-get install -y chromium`)"
+    return subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *flags, "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120).stdout

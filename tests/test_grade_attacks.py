@@ -9,16 +9,13 @@ import json
 import os
 import re
 import secrets
-import shutil
-import subprocess
 
 import nbformat
 import pandas as pd
 
 from chestxray.grade import grade
 from chestxray.workers import UID_SPACE
-from tests.conftest import SCORES, notebook
-from tests.test_commands import CHROMIUM_FLAGS
+from tests.conftest import SCORES, chromium_dom, notebook
 
 RIGHT_LEAKAGE = "def check_for_leakage(df1, df2, patient_col):\n    return bool(set(df1[patient_col]) & set(df2[patient_col]))\n"
 LOSS_BODY = ("    def weighted_loss(y_true, y_pred):\n"
@@ -466,11 +463,7 @@ def files_and_names_that_are_not_plain(klass):
 def summary_renders_in_chromium(klass):
     """summary.html, as the instructor's browser shows it: distribution, pass rates, what to re-teach."""
     root = klass[0]
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert browser, "Chromium not found: install Debian's chromium package (`apt-get install -y chromium`)"
-    page = root / "one" / "summary.html"
-    dom = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={root / 'profile'}", "--dump-dom",
-                          page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = chromium_dom(root / "one" / "summary.html", root / "profile")
     assert dom.count("<table") == 3 and "Score distribution" in dom and "27 submissions graded" in dom
     assert "Pass rate per case" in dom and "secret overlap" in dom and "hidden" in dom
     what = dom[dom.index("Most failed cases"):]

@@ -62,7 +62,7 @@ def test_the_keras_layer_makes_the_same_changes_as_the_tf_data_path():
     rng = np.random.default_rng(0)
     image = np.cumsum(rng.uniform(0, 8, (40, 40, 1)), axis=0).astype(np.float32)  # smooth, not symmetric
     u = rng.uniform(-1, 1, (6, 7)).astype(np.float32)
-    one_by_one = np.stack([augment.apply(tf.constant(image), tf.constant(row)).numpy() for row in u])
+    one_by_one = np.stack([augment.apply_batch(tf.constant(image[None]), tf.constant(row[None]))[0].numpy() for row in u])
     batch = keras.ops.convert_to_numpy(augment.apply_batch(tf.constant(np.stack([image] * 6)), tf.constant(u)))
     np.testing.assert_allclose(batch, one_by_one, atol=1e-3)
     assert len({b.round(2).tobytes() for b in batch}) == 6

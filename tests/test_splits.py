@@ -54,10 +54,8 @@ def test_split_command(nih, tmp_path, capsys):
     main(args + ["--out", str(tmp_path / "a"), "--seed", "0"])
     out = capsys.readouterr().out
     assert "1188 images" in out and "Pneumonia" in out and "patients" in out
-    main(args + ["--out", str(tmp_path / "b"), "--seed", "0"])
-    main(args + ["--out", str(tmp_path / "c"), "--seed", "1"])
-    assert _digest(tmp_path / "a") == _digest(tmp_path / "b")  # same seed, same bytes
-    assert _digest(tmp_path / "a") != _digest(tmp_path / "c")
+    main(args + ["--out", str(tmp_path / "b"), "--seed", "1"])  # (the same seed, the same bytes: test_course.py)
+    assert _digest(tmp_path / "a") != _digest(tmp_path / "b")
     frames = {n: pd.read_csv(tmp_path / "a" / f"{n}.csv") for n in ("train", "valid", "test")}
     for frame in frames.values():
         assert list(frame.columns) == ["Image", *LABELS, "PatientId"]
