@@ -145,10 +145,9 @@ def cmd_predict(args):
         table = pd.DataFrame({"probability": ps, "score": ss}, index=list(pre.labels))
         print(f"{path}:")
         print(table.sort_values("probability", ascending=False).to_string(float_format=lambda v: f"{v:.3f}"))
-    print("probability: " + ("the model's score at the training prevalence of each label (prior correction);"
-                             if calibrated else "no training prevalence known for this model: the raw score;")
-          + " score: the model's output (trained with the weighted loss, as if each label were present "
-          "half the time)")
+    print("probability: " + ("the score at each label's training prevalence (prior correction)" if calibrated
+                             else "the raw score (no training prevalence known for this model)")
+          + "; score: the model's output (trained as if each label were present half the time)")
 
 
 def cmd_gradcam(args):

@@ -124,7 +124,6 @@ class Preprocessing:
         """The settings a model was trained with: its preprocessing.json; for a model without
         one (the course's `pretrained_model.h5`), the course's: featurewise, with the mean and
         std of a sample of its training images, and no calibration."""
-        model_path = os.fspath(model_path)
         beside = os.path.join(os.path.dirname(os.path.abspath(model_path)), FILENAME)
         if os.path.exists(beside):
             return cls.load(beside)

@@ -46,10 +46,8 @@ def python_roots():
     virtualenv's and its base interpreter's), the interpreter's own folder, site-packages."""
     roots = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
     roots |= {sys.prefix, os.path.dirname(os.path.realpath(sys.executable))}  # the venv as named, and its link's target
-    for entry in sys.path:
-        entry = os.path.realpath(entry) if entry else ""
-        if entry.endswith(("site-packages", "dist-packages")):
-            roots.add(entry)
+    roots |= {path for path in map(os.path.realpath, filter(None, sys.path))
+              if path.endswith(("site-packages", "dist-packages"))}
     roots = {r for r in roots if os.path.isdir(r) and r != "/"}
     return sorted(r for r in roots if not any(r.startswith(o + os.sep) for o in roots if o != r))
 

@@ -70,11 +70,6 @@ def test_build_model_with_a_weights_file(tmp_path, legacy):
     assert not np.array_equal(fresh.get_weights()[0], expected[0])
 
 
-def test_build_model_errors():
-    with pytest.raises(FileNotFoundError, match="no/such.h5"):
-        build_model(weights="no/such.h5")
-
-
 def test_saved_model_loads_in_a_fresh_process(tmp_path):
     model = build_model(image_size=32)
     model.compile("adam", get_weighted_loss(np.full(14, 0.9), np.full(14, 0.1)))
