@@ -236,7 +236,7 @@ def evaluate(model, test_df, image_dir, pre, out, n_boot=10000, seed=0, batch_si
     comparison.csv, calibration.csv, roc.png, reliability.png and a Grad-CAM gallery
     (gradcam/) of the `gallery` most confident true positives. Scores the labels the model
     and the table share, and says which of the model's it left out. Returns the metrics."""
-    labels = [label for label in pre.labels if label in set(test_df.columns)]
+    labels = [label for label in pre.labels if label in test_df.columns]
     left_out = [label for label in pre.labels if label not in labels]
     if not labels:
         raise ValueError(f"the test table has none of the model's labels {list(pre.labels)}")

@@ -33,7 +33,8 @@ def stratified_patient_split(df, fractions, seed=0, patient_col="PatientId", lab
     rng = np.random.default_rng(seed)
     # Per patient: images, and images carrying each label.
     grouped = df.groupby(patient_col, sort=True)
-    patients, sizes = grouped.size().index.to_numpy(), grouped.size().to_numpy(dtype=np.int64)
+    sizes = grouped.size()
+    patients, sizes = sizes.index.to_numpy(), sizes.to_numpy(dtype=np.int64)
     counts = grouped[list(labels)].sum().to_numpy(dtype=np.int64)
 
     # What each split still wants: images of each label, and images overall.
