@@ -1,11 +1,13 @@
-"""Grad-CAM for 14 classes: one forward pass + one batch Jacobian (ours) vs. the course's per-class loop.
+"""Grad-CAM for 14 classes: one forward pass + one backward pass per class through the head (ours)
+vs. the course's per-class loop.
 
-    python bench/gradcam.py [--size 320] [--batch 1] [--repeats 3]
+    python bench/gradcam.py [--size 320] [--batch 1] [--repeats 3] [--layer conv4_block24_concat]
 
 DenseNet121 (random weights: the timing does not depend on them) on the same
 input. The loop runs the whole network forward and back to the feature maps
 once per class, as the course's `compute_gradcam` did; ours runs it forward
-once and differentiates only the head. Both run eagerly, alternating, after a
+once and differentiates only the head (the layers after `--layer`; by default
+the last convolutional block's output). Both run eagerly, alternating, after a
 warm-up call each; the script checks that the heatmaps agree.
 """
 
@@ -19,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from chestxray.explain import gradcam, gradcam_per_class, split_model  # noqa: E402
+from chestxray.explain import feature_layer, gradcam, gradcam_per_class, split_model  # noqa: E402
 from chestxray.model import build_model  # noqa: E402
 
 
@@ -34,13 +36,15 @@ def main():
     parser.add_argument("--size", type=int, default=320)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--layer", help="the feature layer (default: the last one with a 4-D output)")
     args = parser.parse_args()
     model = build_model(14, weights=None, image_size=args.size)
     images = np.random.default_rng(0).normal(size=(args.batch, args.size, args.size, 3)).astype("float32")
     classes = list(range(14))
-    models = split_model(model)
+    layer = feature_layer(model, args.layer).name
+    models = split_model(model, layer)
     ours = lambda: gradcam(models, images, classes)[0]
-    loop = lambda: gradcam_per_class(model, images, classes)
+    loop = lambda: gradcam_per_class(model, images, classes, layer)
     ours(), loop()  # warm-up: tracing, allocation
     times = {"ours": [], "loop": []}
     for _ in range(args.repeats):
@@ -50,7 +54,8 @@ def main():
         times["loop"].append(t)
     difference = float(np.abs(a - b).max())
     ratios = [lo / o for lo, o in zip(times["loop"], times["ours"])]
-    print(f"DenseNet121, {args.size} px, batch {args.batch}, 14 classes, {args.repeats} repeats")
+    print(f"DenseNet121, {args.size} px, batch {args.batch}, 14 classes, layer {layer}, "
+          f"{args.repeats} repeats")
     print(f"ours (one pass): median {statistics.median(times['ours']):.2f} s  {[round(t, 2) for t in times['ours']]}")
     print(f"per-class loop:  median {statistics.median(times['loop']):.2f} s  {[round(t, 2) for t in times['loop']]}")
     print(f"ratio loop/ours: median {statistics.median(ratios):.1f}x  {[round(r, 1) for r in ratios]}")

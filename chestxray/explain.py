@@ -1,12 +1,12 @@
 """Explanation: Grad-CAM heatmaps for several classes at once, and how well they point at lesions.
 
-Grad-CAM (Selvaraju et al. 2017) weighs the feature maps of the last
-convolutional block by the mean gradient of a class score with respect to
-them. Only the part of the network after that block (here: pooling and the
-dense layer) lies between the feature maps and the scores, so the whole
-network runs forward once, and one batch Jacobian of the selected scores with
-respect to the feature maps gives every class's gradients. The course's
-`compute_gradcam` ran the full forward pass again for each class (bench/gradcam.py).
+Grad-CAM (Selvaraju et al. 2017) weighs the feature maps of a convolutional
+layer by the mean gradient of a class score with respect to them. The network
+runs forward once to those maps; only the rest of it (the head: with the
+default layer, DenseNet's last dense block, the pooling and the dense layer)
+is differentiated, one backward pass per selected class. The course's
+`compute_gradcam` ran the whole network forward and back for each class
+(bench/gradcam.py).
 
 Images go through the model's own `Preprocessing` (its preprocessing.json), the
 one evaluation uses: the seed normalised Grad-CAM's input differently from
@@ -80,11 +80,15 @@ def split_model(model, layer_name=None):
 def _maps(models, images, classes, method):
     features_model, head = models
     features = features_model(images, training=False)
-    with tf.GradientTape() as tape:
+    with tf.GradientTape(persistent=True) as tape:
         tape.watch(features)
         predictions = head(features, training=False)
-        scores = tf.gather(predictions, list(classes), axis=1)
-    gradients = tape.batch_jacobian(scores, features)  # (batch, classes, h, w, channels)
+        # Images do not interact at inference (batch normalisation uses its moving averages), so
+        # the gradient of a class's scores summed over the batch holds each image's own gradient:
+        # one backward pass through the head per class. (A batch Jacobian gives the same, but
+        # traces a new graph on every call: seconds per batch once the head is a dense block.)
+        scores = [tf.reduce_sum(predictions[:, k]) for k in classes]
+    gradients = tf.stack([tape.gradient(score, features) for score in scores], axis=1)  # (batch, classes, h, w, c)
     features = tf.cast(features, gradients.dtype)
     if method == "hirescam":
         maps = tf.reduce_sum(gradients * features[:, None], axis=-1)
