@@ -1,5 +1,4 @@
-"""Grad-CAM for 14 classes: one forward pass + one backward pass per class through the head (ours)
-vs. the course's per-class loop.
+"""Grad-CAM for 14 classes: one forward pass, then the head per class (ours) vs. the course's loop.
 
     python bench/gradcam.py [--size 320] [--batch 1] [--repeats 3] [--layer conv4_block24_concat]
 
@@ -41,8 +40,7 @@ def main():
     model = build_model(14, weights=None, image_size=args.size)
     images = np.random.default_rng(0).normal(size=(args.batch, args.size, args.size, 3)).astype("float32")
     classes = list(range(14))
-    layer = feature_layer(model, args.layer).name
-    models = split_model(model, layer)
+    models = split_model(model, layer := feature_layer(model, args.layer).name)
     ours = lambda: gradcam(models, images, classes)[0]
     loop = lambda: gradcam_per_class(model, images, classes, layer)
     ours(), loop()  # warm-up: tracing, allocation
@@ -54,8 +52,7 @@ def main():
         times["loop"].append(t)
     difference = float(np.abs(a - b).max())
     ratios = [lo / o for lo, o in zip(times["loop"], times["ours"])]
-    print(f"DenseNet121, {args.size} px, batch {args.batch}, 14 classes, layer {layer}, "
-          f"{args.repeats} repeats")
+    print(f"DenseNet121, {args.size} px, batch {args.batch}, 14 classes, layer {layer}, {args.repeats} repeats")
     print(f"ours (one pass): median {statistics.median(times['ours']):.2f} s  {[round(t, 2) for t in times['ours']]}")
     print(f"per-class loop:  median {statistics.median(times['loop']):.2f} s  {[round(t, 2) for t in times['loop']]}")
     print(f"ratio loop/ours: median {statistics.median(ratios):.1f}x  {[round(r, 1) for r in ratios]}")

@@ -5,8 +5,7 @@ layer by the mean gradient of a class score with respect to them. The network
 runs forward once to those maps; only the rest of it (the head: with the
 default layer, DenseNet's last dense block, the pooling and the dense layer)
 is differentiated, one backward pass per selected class. The course's
-`compute_gradcam` ran the whole network forward and back for each class
-(bench/gradcam.py).
+`compute_gradcam` ran the whole network for each class (bench/gradcam.py).
 
 Images go through the model's own `Preprocessing` (its preprocessing.json), the
 one evaluation uses: the seed normalised Grad-CAM's input differently from
@@ -83,13 +82,10 @@ def _maps(models, images, classes, method):
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(features)
         predictions = head(features, training=False)
-        # Images do not interact at inference (batch normalisation uses its moving averages), so
-        # the gradient of a class's scores summed over the batch holds each image's own gradient:
-        # one backward pass through the head per class. (A batch Jacobian gives the same, but
-        # traces a new graph on every call: seconds per batch once the head is a dense block.)
+        # Images do not interact at inference, so the gradient of a class's summed scores holds each
+        # image's own: one backward pass per class (a batch Jacobian retraces a graph per call).
         scores = [tf.reduce_sum(predictions[:, k]) for k in classes]
     gradients = tf.stack([tape.gradient(score, features) for score in scores], axis=1)  # (batch, classes, h, w, c)
-    features = tf.cast(features, gradients.dtype)
     if method == "hirescam":
         maps = tf.reduce_sum(gradients * features[:, None], axis=-1)
     else:
