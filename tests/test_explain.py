@@ -152,14 +152,14 @@ def test_gradcam_points_at_phantom_lesions_after_a_minute_of_training(tmp_path):
 
     Scored on the labels with compact lesions of 9 px and more at 96 px (Cardiomegaly, Mass,
     Pneumothorax). Nodules (2-3 px) and effusions (a band along the lung base) are drawn but not
-    scored: this one-minute model pointed inside 2% and 54% of them (bench/RESULTS.md), a limit of
+    scored: a 25-epoch model pointed inside 2% and 54% of them (bench/RESULTS.md), a limit of
     the model, not of the wiring. A left-right flip of the same heatmaps must do much worse, so a
     mirrored or transposed path fails this test."""
     labels = ["Cardiomegaly", "Mass", "Pneumothorax"]
     metadata = make_phantoms(str(tmp_path), n=800, seed=0, size=96)
     frames = split_frame(read_nih_metadata(metadata), fractions=[0.7, 0.1, 0.2], seed=0)
     run = str(tmp_path / "run")
-    train(frames["train"], frames["valid"], str(tmp_path / "images"), run, epochs=25, batch_size=16, lr=2e-3,
+    train(frames["train"], frames["valid"], str(tmp_path / "images"), run, epochs=12, batch_size=16, lr=2e-3,
           image_size=96, cache="memory", model_fn=lesion_cnn, stop_patience=100, lr_patience=100, verbose=0)
     model = load_model(os.path.join(run, "model.keras"))
     settings = Preprocessing.load(os.path.join(run, "model.keras"))
