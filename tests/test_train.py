@@ -42,9 +42,8 @@ def split_phantoms(phantoms, tmp_path_factory):
     return str(out / "images"), folder, frames
 
 
-# A SIGKILL from outside, at a moment the run does not choose; every kill point, deterministically:
-# tests/test_faults.py. A small model in both: the state is the whole model.keras, whatever the
-# network, and DenseNet121's (with optimizer) loads in a fresh process in test_losses_model.py.
+# A SIGKILL from outside at a moment the run does not choose (every kill point: test_faults.py). A small
+# model: the state is model.keras whatever the network; DenseNet121's loads fresh in test_losses_model.py.
 KILLABLE = """
 import sys, time, keras, pandas as pd
 sys.path.insert(0, {root!r})
