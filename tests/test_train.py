@@ -43,7 +43,7 @@ def split_phantoms(phantoms, tmp_path_factory):
 
 
 # A SIGKILL from outside at a moment the run does not choose (every kill point: test_faults.py). A small
-# model: the state is model.keras whatever the network; DenseNet121's loads fresh in test_losses_model.py.
+# model: the state is model.keras whatever the network; DenseNet121's loads fresh: test_losses_model.py
 KILLABLE = """
 import sys, time, keras, pandas as pd
 sys.path.insert(0, {root!r})
